@@ -1,0 +1,26 @@
+# Set-up and everyday commands. Each target creates .venv and installs what it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[cpu,coco,test]"
+	touch $(STAMP)
+
+# The main job. Until the full SSD7 demo lands it runs the NumPy core end to end.
+demo: $(STAMP)
+	$(BIN)/python examples/core_demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,47 @@
+"""ssd_keras for Keras 3 / TensorFlow 2.21.
+
+Installs the original's top-level packages under their original names, so
+``from models.keras_ssd300 import ssd_300`` and friends work from any directory.
+
+TensorFlow is an extra because CPU and GPU users install different wheels:
+``pip install .[cpu]`` (tensorflow-cpu) or ``pip install .[gpu]`` (tensorflow[and-cuda]).
+"""
+
+from setuptools import setup
+
+PACKAGES = [
+    "bounding_box_utils",
+    "data_generator",
+    "eval_utils",
+    "keras_layers",
+    "keras_loss_function",
+    "misc_utils",
+    "models",
+    "ssd_encoder_decoder",
+]
+
+setup(
+    name="ssd-keras",
+    version="0.1.0",
+    description="SSD (Single Shot MultiBox Detector) for Keras 3 and TensorFlow 2.21, a faithful port of ssd_keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=PACKAGES,
+    install_requires=[
+        "keras>=3.10",
+        "numpy>=2.0",
+        "h5py>=3.10",
+        "opencv-python-headless>=4.9",
+        "beautifulsoup4>=4.12",
+        "lxml>=5.0",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu==2.21.0"],
+        "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "coco": ["pycocotools>=2.0.8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
+    },
+    license="Apache-2.0",
+)

@@ -1,0 +1,15 @@
+"""Names for the slices of the packed SSD tensor.
+
+The model output and the encoder's targets share one layout along the last axis,
+kept from the original so that existing weights, losses and notebooks still fit::
+
+    [ class scores or one-hot (n_classes + 1, background first) | 4 offsets | 4 anchor coords | 4 variances ]
+
+Everything indexes it from the end, so the slices below hold for any number of classes.
+"""
+
+CLASSES = slice(None, -12)
+OFFSETS = slice(-12, -8)
+ANCHORS = slice(-8, -4)
+VARIANCES = slice(-4, None)
+N_BOX_CHANNELS = 12  # offsets + anchors + variances
