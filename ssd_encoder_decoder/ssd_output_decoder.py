@@ -244,6 +244,16 @@ def _per_class_candidates(image_scores, confidence_thresh):
     return anchors, classes + 1, image_scores.ravel()[flat].astype(np.float64)
 
 
+def _decode_per_class(y_pred, confidence_thresh, iou_threshold, top_k, d, decode_args):
+    """The rule of `decode_detections`, per image: yields (anchors, class_ids, confidences,
+    corner boxes) of the kept detections, by descending confidence."""
+    for image_pred in np.asarray(y_pred):
+        # Candidates are (anchor, class) pairs, background excluded, numbered anchor-major.
+        anchors, classes, conf = _per_class_candidates(image_pred[:, CLASSES][:, 1:], confidence_thresh)
+        keep = _select(_decoder(image_pred, anchors, **decode_args), conf, classes, iou_threshold, top_k, d, per_class=True)
+        yield anchors[keep], classes[keep], conf[keep], decode_box_predictions(image_pred[anchors[keep]], **decode_args)
+
+
 def decode_detections(
     y_pred,
     confidence_thresh=0.01,
@@ -282,18 +292,9 @@ def decode_detections(
     Example:
     >>> detections = decode_detections(y_pred, confidence_thresh=0.5, img_height=300, img_width=300)
     """
-    top_k = _check_top_k(top_k)
-    d = border_offset(border_pixels)
     decode_args = _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_width)
-    y_pred = np.asarray(y_pred)
-    results = []
-    for image_pred in y_pred:
-        # Candidates are (anchor, class) pairs, background excluded, numbered anchor-major.
-        anchors, classes, conf = _per_class_candidates(image_pred[:, CLASSES][:, 1:], confidence_thresh)
-        keep = _select(_decoder(image_pred, anchors, **decode_args), conf, classes, iou_threshold, top_k, d, per_class=True)
-        boxes = decode_box_predictions(image_pred[anchors[keep]], **decode_args)
-        results.append(np.column_stack([classes[keep], conf[keep], boxes]).reshape(-1, 6))
-    return results
+    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args)
+    return [np.column_stack([classes, conf, boxes]).reshape(-1, 6) for _, classes, conf, boxes in per_image]
 
 
 def decode_detections_fast(
@@ -359,19 +360,11 @@ def decode_detections_debug(
         ymin, xmax, ymax]`` sorted by descending confidence, where `box_id` is the
         anchor index; (0, 7) for an image without detections (the original crashed).
     """
-    top_k = _check_top_k(top_k)
-    d = border_offset(border_pixels)
     decode_args = _check_decode_args(
         y_pred, input_coords, normalize_coords, img_height, img_width, variance_encoded_in_target=variance_encoded_in_target
     )
-    y_pred = np.asarray(y_pred)
-    results = []
-    for image_pred in y_pred:
-        anchors, classes, conf = _per_class_candidates(image_pred[:, CLASSES][:, 1:], confidence_thresh)
-        keep = _select(_decoder(image_pred, anchors, **decode_args), conf, classes, iou_threshold, top_k, d, per_class=True)
-        boxes = decode_box_predictions(image_pred[anchors[keep]], **decode_args)
-        results.append(np.column_stack([anchors[keep], classes[keep], conf[keep], boxes]).reshape(-1, 7))
-    return results
+    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args)
+    return [np.column_stack([anchors, classes, conf, boxes]).reshape(-1, 7) for anchors, classes, conf, boxes in per_image]
 
 
 def get_num_boxes_per_pred_layer(predictor_sizes, aspect_ratios, two_boxes_for_ar1):
