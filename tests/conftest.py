@@ -44,3 +44,26 @@ def random_labels(rng, n_images, n_classes, height, width, max_boxes=6, min_boxe
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def _ssd300_voc():
+    from models.keras_ssd300 import ssd_300
+
+    return ssd_300((300, 300, 3), 20, scales=SSD300_VOC["scales"], offsets=[0.5] * 6)
+
+
+def _ssd512_voc():
+    from models.keras_ssd512 import ssd_512
+
+    return ssd_512((512, 512, 3), 20, scales=[0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05], offsets=[0.5] * 7)
+
+
+def _ssd7_udacity():
+    from models.keras_ssd7 import build_model
+
+    return build_model((300, 480, 3), 5, l2_regularization=0.0005, scales=[0.08, 0.16, 0.32, 0.64, 0.96],
+                       normalize_coords=True, subtract_mean=127.5, divide_by_stddev=127.5)
+
+
+# The models of the original notebooks (Pascal VOC SSD300/SSD512, Udacity SSD7).
+DEFAULT_MODELS = {"ssd300_voc": _ssd300_voc, "ssd512_voc": _ssd512_voc, "ssd7_udacity": _ssd7_udacity}

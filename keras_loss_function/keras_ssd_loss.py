@@ -1,0 +1,89 @@
+"""The SSD loss (Liu et al. 2016, §2.2): softmax log loss plus smooth L1 localization
+loss, with hard negative mining.
+
+Most anchors are background, so the loss keeps only the hardest negatives: the
+`neg_pos_ratio` * (number of positives) background anchors with the largest
+classification loss (at least `n_neg_min`), mined over the whole batch, not per
+image. Neutral anchors (all-zero class vector from the encoder: IoU between
+`neg_iou_limit` and `pos_iou_threshold`) count as neither. The sum is divided by the
+number of positives in the batch (at least 1).
+"""
+
+from keras import ops
+
+from ssd_encoder_decoder.layout import CLASSES, OFFSETS
+
+
+class SSDLoss:
+    """The SSD multibox loss.
+
+    Args:
+        neg_pos_ratio: most negatives kept per positive in hard negative mining.
+        n_neg_min: fewest negatives kept, even when the batch has no positives.
+        alpha: weight of the localization loss.
+
+    Example:
+    >>> ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
+    >>> model.compile(optimizer="adam", loss=ssd_loss.compute_loss)
+    """
+
+    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
+        if neg_pos_ratio < 0 or n_neg_min < 0:
+            raise ValueError(f"Expected neg_pos_ratio >= 0 and n_neg_min >= 0. Received: neg_pos_ratio={neg_pos_ratio}, n_neg_min={n_neg_min}")
+        self.neg_pos_ratio = neg_pos_ratio
+        self.n_neg_min = n_neg_min
+        self.alpha = alpha
+
+    def smooth_L1_loss(self, y_true, y_pred):
+        """Smooth L1 summed over the last axis: ``0.5 d^2`` where ``|d| < 1``, else ``|d| - 0.5``."""
+        absolute = ops.abs(y_true - y_pred)
+        return ops.sum(ops.where(absolute < 1.0, 0.5 * ops.square(absolute), absolute - 0.5), axis=-1)
+
+    def log_loss(self, y_true, y_pred):
+        """Cross-entropy of probabilities: ``-sum(y_true * log(max(y_pred, 1e-15)))`` over the last axis."""
+        return -ops.sum(y_true * ops.log(ops.maximum(y_pred, 1e-15)), axis=-1)
+
+    def compute_loss(self, y_true, y_pred):
+        """The loss of a batch, one value per image.
+
+        Args:
+            y_true: (batch, n_boxes, n_classes + 1 + 12), the `SSDInputEncoder` targets.
+            y_pred: the model's output, same shape; any float dtype (computed in float32).
+
+        Returns:
+            float32 tensor (batch,). Each image's positive and mined negative class loss
+            plus `alpha` times its localization loss, divided by the number of
+            positives in the whole batch (at least 1) and multiplied by the batch size,
+            so that Keras' mean over the batch gives
+            ``sum(class + alpha * loc) / max(1, positives)`` as in the paper.
+        """
+        # Never writes to self: the original rebound its attributes to tensors here,
+        # which fails when TF traces the function a second time.
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float32")
+        batch_size = ops.shape(y_pred)[0]
+        n_boxes = ops.shape(y_pred)[1]
+
+        class_loss = self.log_loss(y_true[..., CLASSES], y_pred[..., CLASSES])  # (batch, n_boxes)
+        loc_loss = self.smooth_L1_loss(y_true[..., OFFSETS], y_pred[..., OFFSETS])
+        negatives = y_true[..., 0]
+        positives = ops.max(y_true[..., CLASSES][..., 1:], axis=-1)
+        n_positive = ops.sum(positives)
+
+        pos_class_loss = ops.sum(class_loss * positives, axis=-1)
+        # Hard negative mining over the whole batch. Negatives with zero loss are not
+        # candidates (as in the original's count_nonzero).
+        neg_losses = ops.reshape(class_loss * negatives, (-1,))
+        n_neg_losses = ops.sum(ops.cast(neg_losses > 0, "int32"))
+        n_keep = ops.maximum(ops.cast(self.neg_pos_ratio * n_positive, "int32"), int(self.n_neg_min))
+        n_keep = ops.minimum(n_keep, n_neg_losses)
+        # Rank of each loss in descending order; the n_keep best ranks are mined. The
+        # mined sum is the sum of the n_keep largest losses, whatever the tie order.
+        order = ops.argsort(-neg_losses)
+        ranks = ops.scatter(ops.expand_dims(order, -1), ops.arange(ops.shape(order)[0], dtype="int32"), ops.shape(order))
+        mined = ops.cast(ops.cast(ranks, "int32") < n_keep, "float32")
+        neg_class_loss = ops.sum(ops.reshape(neg_losses * mined, (batch_size, n_boxes)), axis=-1)
+
+        loc_loss = ops.sum(loc_loss * positives, axis=-1)
+        total = (pos_class_loss + neg_class_loss + self.alpha * loc_loss) / ops.maximum(1.0, n_positive)
+        return total * ops.cast(batch_size, "float32")

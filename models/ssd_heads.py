@@ -1,0 +1,183 @@
+"""What the three model builders share: argument resolution, the predictor heads and
+the output modes.
+
+An SSD model is a base network plus, for each predictor layer (a "source" feature
+map), a 3x3 class convolution, a 3x3 box-offset convolution and an `AnchorBoxes`
+layer; the three are reshaped to one row per anchor and concatenated over layers.
+The builders describe their sources as ``[(prefix, tensor), ...]`` and a `HeadNames`
+scheme derives every layer name from the prefix, so the Caffe-style names of the
+original (``conv4_3_norm_mbox_conf``, ``classes4``...) and with them the published
+weight files keep working.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from bounding_box_utils.bounding_box_utils import COORDS, check_one_of
+from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
+from keras_layers.keras_layer_DecodeDetections import DecodeDetections
+from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
+from ssd_encoder_decoder.anchor_utils import (
+    n_boxes_per_cell,
+    resolve_aspect_ratios,
+    resolve_per_layer,
+    resolve_scales,
+    resolve_variances,
+)
+
+MODES = ("training", "inference", "inference_fast")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadNames:
+    """Layer names of the predictor heads. `conf`, `loc` and `priorbox` are format
+    strings of the source prefix; the others are the names of the model-wide layers."""
+
+    conf: str
+    loc: str
+    priorbox: str
+    reshape_suffix: str
+    conf_concat: str
+    loc_concat: str
+    priorbox_concat: str
+    softmax: str
+
+
+# ssd_300 / ssd_512: conv4_3_norm_mbox_conf, conv4_3_norm_mbox_conf_reshape, ..., mbox_conf.
+CAFFE_NAMES = HeadNames("{}_mbox_conf", "{}_mbox_loc", "{}_mbox_priorbox", "_reshape", "mbox_conf", "mbox_loc", "mbox_priorbox", "mbox_conf_softmax")
+# build_model (SSD7): classes4, classes4_reshape, ..., classes_concat.
+SSD7_NAMES = HeadNames("classes{}", "boxes{}", "anchors{}", "_reshape", "classes_concat", "boxes_concat", "anchors_concat", "classes_softmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The resolved, validated arguments of a builder."""
+
+    img_height: int
+    img_width: int
+    img_channels: int
+    n_classes: int  # positive classes plus background
+    mode: str
+    scales: list
+    aspect_ratios: list
+    n_boxes: list
+    two_boxes_for_ar1: bool
+    steps: list
+    offsets: list
+    clip_boxes: bool
+    variances: list
+    coords: str
+    normalize_coords: bool
+
+
+def resolve_model_config(
+    n_predictor_layers, image_size, n_classes, mode, min_scale, max_scale, scales, aspect_ratios_global,
+    aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets, clip_boxes, variances, coords, normalize_coords,
+):
+    """Checks a builder's arguments as the original did and resolves the per-layer lists.
+
+    Raises:
+        ValueError: for a bad image size or class count, an unknown `mode` or `coords`,
+            missing scales or aspect ratios, or lists of the wrong length, as in
+            `ssd_encoder_decoder.anchor_utils`.
+    """
+    check_one_of("mode", mode, MODES)
+    check_one_of("coords", coords, COORDS)
+    if len(image_size) != 3 or any(int(v) != v or v < 1 for v in image_size):
+        raise ValueError(f"Expected `image_size` to be (height, width, channels). Received: image_size={image_size!r}")
+    if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 1:
+        raise ValueError(f"Expected `n_classes` to be the number of positive classes (>= 1). Received: n_classes={n_classes!r}")
+    aspect_ratios = resolve_aspect_ratios(aspect_ratios_global, aspect_ratios_per_layer, n_predictor_layers)
+    return ModelConfig(
+        img_height=int(image_size[0]),
+        img_width=int(image_size[1]),
+        img_channels=int(image_size[2]),
+        n_classes=int(n_classes) + 1,
+        mode=mode,
+        scales=resolve_scales(min_scale, max_scale, scales, n_predictor_layers),
+        aspect_ratios=aspect_ratios,
+        n_boxes=[n_boxes_per_cell(ars, two_boxes_for_ar1) for ars in aspect_ratios],
+        two_boxes_for_ar1=bool(two_boxes_for_ar1),
+        steps=resolve_per_layer(steps, n_predictor_layers, "steps"),
+        offsets=resolve_per_layer(offsets, n_predictor_layers, "offsets", allow_zero=True),
+        clip_boxes=bool(clip_boxes),
+        variances=resolve_variances(variances),
+        coords=coords,
+        normalize_coords=bool(normalize_coords),
+    )
+
+
+def conv2d(filters, kernel_size, name, l2_regularization, **kwargs):
+    """A Conv2D as the original made them: he_normal kernel, L2 weight decay, zero bias."""
+    kwargs.setdefault("padding", "same")
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(l2_regularization) if l2_regularization else None,
+        name=name,
+        **kwargs,
+    )
+
+
+def predictor_heads(sources, config, names, l2_regularization):
+    """Builds the heads on `sources` and returns (predictions, conf layer outputs).
+
+    Args:
+        sources: list of ``(prefix, tensor)``, one per predictor layer.
+        config: the `ModelConfig`.
+        names: a `HeadNames`.
+        l2_regularization: weight decay of the head convolutions.
+
+    Returns:
+        the 'predictions' tensor (batch, n_boxes_total, n_classes + 12) and the list of
+        class-convolution outputs (for `return_predictor_sizes`).
+    """
+    # Everything after the convolutions runs in float32, also under mixed precision:
+    # the softmax feeds a log loss and the anchors need more than float16's 11 bits.
+    f32 = dict(dtype="float32")
+    confs, locs, priors, conf_outputs = [], [], [], []
+    for i, (prefix, tensor) in enumerate(sources):
+        n = config.n_boxes[i]
+        conf = conv2d(n * config.n_classes, (3, 3), names.conf.format(prefix), l2_regularization)(tensor)
+        loc = conv2d(n * 4, (3, 3), names.loc.format(prefix), l2_regularization)(tensor)
+        prior = AnchorBoxes(
+            config.img_height, config.img_width, this_scale=config.scales[i], next_scale=config.scales[i + 1],
+            aspect_ratios=config.aspect_ratios[i], two_boxes_for_ar1=config.two_boxes_for_ar1,
+            this_steps=config.steps[i], this_offsets=config.offsets[i], clip_boxes=config.clip_boxes,
+            variances=config.variances, coords=config.coords, normalize_coords=config.normalize_coords,
+            name=names.priorbox.format(prefix),
+        )(loc)
+        conf_outputs.append(conf)
+        suffix = names.reshape_suffix
+        confs.append(keras.layers.Reshape((-1, config.n_classes), name=names.conf.format(prefix) + suffix, **f32)(conf))
+        locs.append(keras.layers.Reshape((-1, 4), name=names.loc.format(prefix) + suffix, **f32)(loc))
+        priors.append(keras.layers.Reshape((-1, 8), name=names.priorbox.format(prefix) + suffix, **f32)(prior))
+    conf = keras.layers.Concatenate(axis=1, name=names.conf_concat, **f32)(confs)
+    loc = keras.layers.Concatenate(axis=1, name=names.loc_concat, **f32)(locs)
+    prior = keras.layers.Concatenate(axis=1, name=names.priorbox_concat, **f32)(priors)
+    conf = keras.layers.Activation("softmax", name=names.softmax, **f32)(conf)
+    predictions = keras.layers.Concatenate(axis=2, name="predictions", **f32)([conf, loc, prior])
+    return predictions, conf_outputs
+
+
+def finish_model(inputs, predictions, conf_outputs, config, return_predictor_sizes, decode_args):
+    """The model of `config.mode`, with ``predictor_sizes`` if asked for.
+
+    'training' outputs the raw predictions; 'inference' and 'inference_fast' add a
+    `DecodeDetections` / `DecodeDetectionsFast` layer named 'decoded_predictions'.
+    """
+    if config.mode == "training":
+        outputs = predictions
+    else:
+        layer = DecodeDetections if config.mode == "inference" else DecodeDetectionsFast
+        outputs = layer(
+            coords=config.coords, normalize_coords=config.normalize_coords, img_height=config.img_height,
+            img_width=config.img_width, name="decoded_predictions", **decode_args,
+        )(predictions)
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    if return_predictor_sizes:
+        return model, np.array([tuple(conf.shape[1:3]) for conf in conf_outputs])
+    return model
