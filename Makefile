@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_models.py --repeats 5
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

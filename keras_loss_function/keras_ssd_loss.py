@@ -9,6 +9,7 @@ image. Neutral anchors (all-zero class vector from the encoder: IoU between
 number of positives in the batch (at least 1).
 """
 
+import keras
 from keras import ops
 
 from ssd_encoder_decoder.layout import CLASSES, OFFSETS
@@ -34,6 +35,11 @@ class SSDLoss:
         self.n_neg_min = n_neg_min
         self.alpha = alpha
 
+        # Not a bound method: Keras 3 saves a compiled model's bound-method loss in a
+        # form it cannot load back. A registered callable with a config reloads by
+        # itself, also when ``custom_objects={'compute_loss': ...}`` is given.
+        self.compute_loss = SSDLossFunction(neg_pos_ratio, n_neg_min, alpha, _owner=self)
+
     def smooth_L1_loss(self, y_true, y_pred):
         """Smooth L1 summed over the last axis: ``0.5 d^2`` where ``|d| < 1``, else ``|d| - 0.5``."""
         absolute = ops.abs(y_true - y_pred)
@@ -43,8 +49,8 @@ class SSDLoss:
         """Cross-entropy of probabilities: ``-sum(y_true * log(max(y_pred, 1e-15)))`` over the last axis."""
         return -ops.sum(y_true * ops.log(ops.maximum(y_pred, 1e-15)), axis=-1)
 
-    def compute_loss(self, y_true, y_pred):
-        """The loss of a batch, one value per image.
+    def _compute_loss(self, y_true, y_pred):
+        """The loss of a batch, one value per image (``SSDLoss(...).compute_loss``).
 
         Args:
             y_true: (batch, n_boxes, n_classes + 1 + 12), the `SSDInputEncoder` targets.
@@ -87,3 +93,30 @@ class SSDLoss:
         loc_loss = ops.sum(loc_loss * positives, axis=-1)
         total = (pos_class_loss + neg_class_loss + self.alpha * loc_loss) / ops.maximum(1.0, n_positive)
         return total * ops.cast(batch_size, "float32")
+
+
+@keras.saving.register_keras_serializable(package="ssd_keras")
+class SSDLossFunction:
+    """What ``SSDLoss(...).compute_loss`` is: a callable ``(y_true, y_pred) -> (batch,)``
+    that Keras saves with a compiled model (its arguments included) and restores
+    without `custom_objects`."""
+
+    __name__ = "compute_loss"
+
+    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0, _owner=None):
+        self._owner = _owner if _owner is not None else SSDLoss(neg_pos_ratio, n_neg_min, alpha)
+
+    def __call__(self, y_true, y_pred):
+        return self._owner._compute_loss(y_true, y_pred)
+
+    @property
+    def __doc__(self):
+        return SSDLoss._compute_loss.__doc__
+
+    def get_config(self):
+        owner = self._owner
+        return dict(neg_pos_ratio=owner.neg_pos_ratio, n_neg_min=owner.n_neg_min, alpha=owner.alpha)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -44,38 +44,11 @@ def ssd_512(
 ):
     """Builds SSD512 with the layer names of the original Caffe model and ssd_keras.
 
-    Args:
-        image_size: ``(height, width, channels)`` of the input, e.g. (512, 512, 3).
-        n_classes: number of positive classes (20 for Pascal VOC, 80 for MS COCO).
-        mode: 'training' (raw output), 'inference' (`DecodeDetections`) or
-            'inference_fast' (`DecodeDetectionsFast`).
-        l2_regularization: L2 weight decay of every convolution.
-        min_scale, max_scale, scales: anchor scales; `scales` (8 values: one per
-            predictor layer plus one) wins over the linear spacing of min/max.
-            One of the two must be given (VOC: [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]).
-        aspect_ratios_global, aspect_ratios_per_layer: anchor aspect ratios, one list
-            for all layers or one per layer (7 lists; wins if both are given).
-        two_boxes_for_ar1: add a second square anchor of scale sqrt(s_k * s_k+1).
-        steps, offsets: anchor grid steps and offsets per layer (None: derived).
-        clip_boxes: clip anchors to the image.
-        variances: the 4 scaling factors of the offset encoding.
-        coords: box format of the model, 'centroids', 'corners' or 'minmax'.
-        normalize_coords: anchors in relative coordinates.
-        subtract_mean, divide_by_stddev, swap_channels: input preprocessing in the
-            graph (defaults: Caffe's RGB mean, then RGB -> BGR).
-        confidence_thresh, iou_threshold, top_k, nms_max_output_size: decoding in
-            the inference modes.
-        return_predictor_sizes: also return the (7, 2) array of feature-map sizes,
-            the `predictor_sizes` of `SSDInputEncoder`.
-
-    Returns:
-        a `keras.Model`, or ``(model, predictor_sizes)``. In 'training' mode the
-        output is (batch, 24564, n_classes + 1 + 12) for 512x512 input:
-        ``[softmax scores | 4 offsets | 4 anchors | 4 variances]``.
-
-    Raises:
-        ValueError: for missing scales or aspect ratios, lists of the wrong length,
-            variances <= 0, or an unknown `mode` or `coords`.
+    Args, returns and raises: as `models.keras_ssd300.ssd_300`, with seven predictor
+    layers (conv4_3_norm, fc7, conv6_2 .. conv10_2): `scales` has 8 values,
+    `aspect_ratios_per_layer`, `steps` and `offsets` 7 entries, and
+    `return_predictor_sizes` gives a (7, 2) array. For 512x512 input the 'training'
+    output is (batch, 24564, n_classes + 1 + 12).
 
     Example:
     >>> model = ssd_512((512, 512, 3), n_classes=20, scales=[0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05])

@@ -152,3 +152,27 @@ def decode_image(pred, conf_thresh, iou_threshold, top_k, img_h, img_w, fast=Fal
     if top_k != "all":
         detections = detections[:top_k]
     return np.array(detections, dtype=float).reshape(-1, 6)
+
+
+def ssd_loss_total(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
+    """The batch's SSD loss as Keras reports it (mean of the per-image values), by loops."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    batch, n_boxes = y_true.shape[:2]
+    n_pos = 0.0
+    total = 0.0
+    negative_losses = []
+    for i in range(batch):
+        for j in range(n_boxes):
+            truth, pred = y_true[i, j], y_pred[i, j]
+            class_loss = -sum(t * np.log(max(p, 1e-15)) for t, p in zip(truth[:-12], pred[:-12]))
+            if max(truth[1:-12]) > 0:
+                n_pos += max(truth[1:-12])
+                d = np.abs(truth[-12:-8] - pred[-12:-8])
+                loc = sum(0.5 * v * v if v < 1 else v - 0.5 for v in d)
+                total += class_loss + alpha * loc
+            elif truth[0] > 0 and class_loss * truth[0] != 0:
+                negative_losses.append(class_loss * truth[0])
+    keep = min(max(neg_pos_ratio * int(n_pos), n_neg_min), len(negative_losses))
+    total += sum(sorted(negative_losses, reverse=True)[:keep])
+    return total / max(1.0, n_pos)

@@ -12,10 +12,11 @@ import pytest  # noqa: E402
 
 from conftest import DEFAULT_MODELS, SSD300_VOC  # noqa: E402
 from golden.regenerate import layer_list  # noqa: E402
+from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
 from keras_layers.keras_layer_InputPreprocessing import InputChannelSwap, InputMeanNormalization, InputStddevNormalization  # noqa: E402
 from models.keras_ssd7 import build_model  # noqa: E402
 from models.keras_ssd300 import ssd_300  # noqa: E402
-from models.keras_ssd512 import ssd_512  # noqa: E402
+from models.keras_ssd512 import SSD512_ASPECT_RATIOS, ssd_512  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
@@ -73,22 +74,34 @@ def test_output_sizes(name, anchors, sizes, default_models):
     assert [tuple(layer.output.shape[1:3]) for layer in confs] == sizes
 
 
-def test_return_predictor_sizes_and_anchors_equal_the_encoder():
-    model, sizes = ssd_300((300, 300, 3), 20, scales=SSD300_SCALES, return_predictor_sizes=True)
+# The encoder configurations of the original notebooks, for the default models.
+ENCODERS = {
+    "ssd300_voc": SSD300_VOC,
+    "ssd512_voc": dict(img_height=512, img_width=512, n_classes=20, scales=SSD512_SCALES,
+                       aspect_ratios_per_layer=[list(a) for a in SSD512_ASPECT_RATIOS], steps=[8, 16, 32, 64, 128, 256, 512],
+                       offsets=[0.5] * 7, variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True),
+    "ssd7_udacity": dict(img_height=300, img_width=480, n_classes=5, scales=[0.08, 0.16, 0.32, 0.64, 0.96],
+                         aspect_ratios_global=[0.5, 1.0, 2.0], variances=[1.0] * 4, normalize_coords=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT_MODELS))
+def test_model_anchors_equal_the_encoders(name, default_models):
+    model = default_models[name]
+    sizes = [tuple(layer.output.shape[1:3]) for layer in model.layers if isinstance(layer, AnchorBoxes)]
+    encoder = SSDInputEncoder(**{**ENCODERS[name], "predictor_sizes": sizes})
+    h, w = model.input.shape[1:3]
+    out = model.predict(np.full((1, h, w, 3), 127.0, np.float32), verbose=0)
+    np.testing.assert_allclose(out[..., -8:], encoder.generate_encoding_template(1)[..., -8:], rtol=1e-5, atol=1e-6)
+    n_classes = ENCODERS[name]["n_classes"] + 1
+    np.testing.assert_allclose(out[..., :n_classes].sum(-1), 1.0, rtol=1e-5)  # softmax scores
+
+
+def test_return_predictor_sizes():
+    _, sizes = ssd_300((300, 300, 3), 20, scales=SSD300_SCALES, return_predictor_sizes=True)
     assert sizes.tolist() == [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]]
-    encoder = SSDInputEncoder(**SSD300_VOC)
-    out = model.predict(np.full((1, 300, 300, 3), 120.0, np.float32), verbose=0)
-    template = encoder.generate_encoding_template(1)
-    np.testing.assert_allclose(out[..., -8:], template[..., -8:], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out[..., :21].sum(-1), 1.0, rtol=1e-5)  # softmax scores
-
-
-def test_ssd7_anchors_equal_the_encoder():
-    model, sizes = build_model((96, 128, 3), 3, scales=[0.1, 0.3, 0.5, 0.7, 0.9], return_predictor_sizes=True)
-    encoder = SSDInputEncoder(96, 128, 3, sizes, scales=[0.1, 0.3, 0.5, 0.7, 0.9], aspect_ratios_global=[0.5, 1.0, 2.0],
-                              variances=[1.0, 1.0, 1.0, 1.0], normalize_coords=False)
-    out = model.predict(np.zeros((1, 96, 128, 3), np.float32), verbose=0)
-    np.testing.assert_allclose(out[..., -8:], encoder.generate_encoding_template(1)[..., -8:], rtol=1e-5, atol=1e-4)
+    _, sizes = build_model((96, 128, 3), 3, scales=[0.1, 0.3, 0.5, 0.7, 0.9], return_predictor_sizes=True)
+    assert sizes.tolist() == [[12, 16], [6, 8], [3, 4], [1, 2]]
 
 
 def test_preprocessing_layers_by_hand():
