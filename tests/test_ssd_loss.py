@@ -12,6 +12,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from conftest import random_labels  # noqa: E402
+from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
+from keras_layers.keras_layer_DecodeDetections import DecodeDetections  # noqa: E402
+from keras_layers.keras_layer_L2Normalization import L2Normalization  # noqa: E402
 from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
 from models.keras_ssd7 import build_model  # noqa: E402
 from reference import ssd_loss_total  # noqa: E402
@@ -146,7 +149,9 @@ def test_saved_model_reloads_with_the_original_custom_objects(tmp_path):
     model.fit(images, y_true, batch_size=4, epochs=1, verbose=0)
     path = str(tmp_path / "ssd7.keras")
     model.save(path)
-    reloaded = keras.saving.load_model(path, custom_objects={"compute_loss": ssd_loss.compute_loss})
+    custom_objects = {"AnchorBoxes": AnchorBoxes, "L2Normalization": L2Normalization,
+                      "DecodeDetections": DecodeDetections, "compute_loss": ssd_loss.compute_loss}  # the notebooks' dict
+    reloaded = keras.saving.load_model(path, custom_objects=custom_objects)
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
     assert reloaded.evaluate(images, y_true, verbose=0) == pytest.approx(model.evaluate(images, y_true, verbose=0), rel=1e-5)
     reloaded.fit(images, y_true, batch_size=4, epochs=1, verbose=0)  # training goes on
