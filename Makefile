@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_models.py --repeats 5
+	$(BIN)/python benchmarks/bench_data.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
