@@ -176,3 +176,56 @@ def ssd_loss_total(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
     keep = min(max(neg_pos_ratio * int(n_pos), n_neg_min), len(negative_losses))
     total += sum(sorted(negative_losses, reverse=True)[:keep])
     return total / max(1.0, n_pos)
+
+
+def voc_devkit_ap(detections, ground_truth, use_07_metric=True, min_overlap=0.5):
+    """One class's AP by the rules of the Pascal VOC devkit (VOCevaldet.m), by loops.
+
+    detections: list of (image_id, confidence, xmin, ymin, xmax, ymax).
+    ground_truth: dict image_id -> list of (xmin, ymin, xmax, ymax, difficult).
+    """
+    detections = sorted(detections, key=lambda d: -d[1])  # stable, like MATLAB's sort
+    n_positive = sum(1 for boxes in ground_truth.values() for box in boxes if not box[4])
+    detected = {image: [False] * len(boxes) for image, boxes in ground_truth.items()}
+    tp, fp = [], []
+    for image, _, *bb in detections:
+        ovmax, jmax = -np.inf, -1
+        for j, gt in enumerate(ground_truth.get(image, [])):
+            iw = min(bb[2], gt[2]) - max(bb[0], gt[0]) + 1
+            ih = min(bb[3], gt[3]) - max(bb[1], gt[1]) + 1
+            if iw > 0 and ih > 0:
+                ua = (bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1) + (gt[2] - gt[0] + 1) * (gt[3] - gt[1] + 1) - iw * ih
+                ov = iw * ih / ua
+                if ov > ovmax:
+                    ovmax, jmax = ov, j
+        if ovmax >= min_overlap:
+            if ground_truth[image][jmax][4]:
+                tp.append(0)
+                fp.append(0)
+            elif not detected[image][jmax]:
+                detected[image][jmax] = True
+                tp.append(1)
+                fp.append(0)
+            else:
+                tp.append(0)
+                fp.append(1)
+        else:
+            tp.append(0)
+            fp.append(1)
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rec = tp / n_positive
+        prec = tp / (tp + fp)
+    prec = np.nan_to_num(prec, nan=0.0)
+    if use_07_metric:
+        ap = 0.0
+        for t in np.arange(0, 1.1, 0.1):
+            p = prec[rec >= t].max() if np.any(rec >= t) else 0.0
+            ap += p / 11
+        return ap
+    mrec = np.concatenate([[0], rec, [1]])
+    mpre = np.concatenate([[0], prec, [0]])
+    for i in range(len(mpre) - 2, -1, -1):
+        mpre[i] = max(mpre[i], mpre[i + 1])
+    i = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    return float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
