@@ -147,7 +147,8 @@ def test_evaluator_end_to_end(tmp_path):
     # A duplicate and a miss: class 1 gets one extra (lower) duplicate, class 2 is not detected.
     worse = [np.vstack([perfect[0][:1], perfect[0][:1] * [1, 0.5, 1, 1, 1, 1]]), perfect[1], []]
     evaluator = Evaluator(_StubModel(worse), n_classes=4, data_generator=dataset, model_mode="inference")
-    mean_ap = evaluator(30, 30, batch_size=3, verbose=False, average_precision_mode="integrate")
+    with pytest.warns(UserWarning, match="no ground truth"):
+        mean_ap = evaluator(30, 30, batch_size=3, verbose=False, average_precision_mode="integrate")
     # Class 1: TP (im0), then TP (im1, conf 0.9 ties: stable order), duplicate FP at 0.45 -> AP 1.0; class 2: no predictions -> 0.
     assert evaluator.average_precisions[2] == 0.0 and evaluator.average_precisions[1] == pytest.approx(1.0)
     assert mean_ap == pytest.approx(0.5)
