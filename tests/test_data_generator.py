@@ -287,3 +287,20 @@ def test_model_fit_runs_one_epoch_from_the_adapter(voc):
     assert np.isfinite(history.history["loss"][0])
     x, y = train[0]
     assert x.shape[1:] == (64, 64, 3) and y.shape == (len(x), encoder.n_boxes_total, 3 + 12)
+
+
+def test_worker_reseeding_gives_each_process_its_own_stream():
+    from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
+    from data_generator.object_detection_2d_data_generator import _reseed
+
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    labels = np.array([[1, 10, 10, 40, 30]], float)
+
+    def run(seed):
+        chain = SSDDataAugmentation(40, 40, rng=0)  # as forked workers all inherit the same state
+        _reseed([chain], seed)
+        return [chain(image, labels)[0] for _ in range(4)]
+
+    a, b, c = run(101), run(102), run(101)
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))  # reproducible per seed
+    assert not all(np.array_equal(x, y) for x, y in zip(a, b))  # different workers differ
