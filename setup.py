@@ -18,6 +18,7 @@ PACKAGES = [
     "misc_utils",
     "models",
     "ssd_encoder_decoder",
+    "ssd_keras_cli",
 ]
 
 setup(
@@ -41,7 +42,9 @@ setup(
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
         "coco": ["pycocotools>=2.0.8"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbmake>=1.5", "matplotlib>=3.8", "ipykernel>=6.29"],
+        "notebooks": ["jupyter", "matplotlib>=3.8"],
     },
+    entry_points={"console_scripts": ["ssd-keras = ssd_keras_cli.cli:main"]},
     license="Apache-2.0",
 )

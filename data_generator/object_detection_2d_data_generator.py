@@ -630,7 +630,7 @@ class DataGenerator:
 
     def keras_dataset(self, batch_size=32, shuffle=True, transformations=(), label_encoder=None,
                       returns=("processed_images", "encoded_labels"), keep_images_without_gt=False, degenerate_box_handling="remove",
-                      workers=2, use_multiprocessing=False, max_queue_size=10, seed=None):
+                      workers=2, use_multiprocessing=False, max_queue_size=10, seed=None, steps_per_epoch=None):
         """The batches of `generate` as a `keras.utils.PyDataset` for ``model.fit``.
 
         ``len(dataset)`` is the number of batches per epoch (images without boxes are
@@ -640,13 +640,21 @@ class DataGenerator:
         ``use_multiprocessing=True`` each process reseeds its transformations'
         generators so that workers do not repeat each other's augmentations.
 
+        `steps_per_epoch` (like the original's ``fit_generator(steps_per_epoch=1000)``)
+        sets ``len(dataset)``; the batches then run on over the data across epochs
+        (each pass in a new order) instead of restarting every epoch. Without it Keras
+        stops an epoch early, with an "input ran out of data" warning, when
+        ``model.fit(steps_per_epoch=...)`` asks for more batches than one pass has.
+
         Example:
         >>> train = train_dataset.keras_dataset(32, transformations=[SSDDataAugmentation()], label_encoder=encoder)
         >>> model.fit(train, epochs=10)
         """
         self._check_generate_args(returns, degenerate_box_handling, keep_images_without_gt)
+        if steps_per_epoch is not None and steps_per_epoch < 1:
+            raise ValueError(f"Expected `steps_per_epoch` to be None or positive. Received: steps_per_epoch={steps_per_epoch}")
         return _dataset_class()(self, batch_size, shuffle, list(transformations), label_encoder, tuple(returns), keep_images_without_gt,
-                                    degenerate_box_handling, seed, workers=workers, use_multiprocessing=use_multiprocessing,
+                                    degenerate_box_handling, seed, steps_per_epoch, workers=workers, use_multiprocessing=use_multiprocessing,
                                     max_queue_size=max_queue_size)
 
 
@@ -683,8 +691,10 @@ class _DatasetMethods:
     """`DataGenerator` batches for Keras 3 (see `DataGenerator.keras_dataset`)."""
 
     def __init__(self, data_generator, batch_size, shuffle, transformations, label_encoder, returns, keep_images_without_gt,
-                 degenerate_box_handling, seed=None, **kwargs):
+                 degenerate_box_handling, seed=None, steps_per_epoch=None, **kwargs):
         super().__init__(**kwargs)
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
         self.data_generator = data_generator
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -694,6 +704,8 @@ class _DatasetMethods:
         self.keep_images_without_gt = keep_images_without_gt
         self.degenerate_box_handling = degenerate_box_handling
         self.rng = np.random.default_rng(seed)
+        self._pass_seed = int(self.rng.integers(2**63))
+        self._pass_cache = (None, None)
         self.indices = data_generator.usable_indices(keep_images_without_gt)
         self.order = self.rng.permutation(self.indices) if shuffle else self.indices
         self._pid = os.getpid()
@@ -702,17 +714,33 @@ class _DatasetMethods:
             cv2.setNumThreads(1)
 
     def __len__(self):
+        return self.steps_per_epoch or self._batches_per_pass()
+
+    def _batches_per_pass(self):
         return math.ceil(len(self.indices) / self.batch_size)
+
+    def _pass_order(self, n):
+        """The image order of pass `n` over the data (with `steps_per_epoch`)."""
+        cached_pass, order = self._pass_cache
+        if cached_pass != n:
+            order = np.random.default_rng([self._pass_seed, n]).permutation(self.indices) if self.shuffle else self.indices
+            self._pass_cache = (n, order)
+        return order
 
     def __getitem__(self, index):
         if os.getpid() != self._pid:  # a new worker process: its own augmentation streams
             self._pid = os.getpid()
             _reseed(self.transformations, self._pid)
-        indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.steps_per_epoch is None:
+            indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        else:
+            n_pass, k = divmod(self.epoch * self.steps_per_epoch + index, self._batches_per_pass())
+            indices = self._pass_order(n_pass)[k * self.batch_size:(k + 1) * self.batch_size]
         return self.data_generator.make_batch(indices, self.transformations, self.label_encoder, self.returns,
                                               self.keep_images_without_gt, self.degenerate_box_handling)
 
     def on_epoch_end(self):
+        self.epoch += 1
         if self.shuffle:
             self.order = self.rng.permutation(self.indices)
 

@@ -7,6 +7,11 @@ classification loss (at least `n_neg_min`), mined over the whole batch, not per
 image. Neutral anchors (all-zero class vector from the encoder: IoU between
 `neg_iou_limit` and `pos_iou_threshold`) count as neither. The sum is divided by the
 number of positives in the batch (at least 1).
+
+Under a `tf.distribute` strategy (MirroredStrategy, MultiWorkerMirroredStrategy) "the
+batch" is the global batch: positives are counted over all replicas and the negatives
+are mined over all replicas' anchors, so the loss and the gradients do not depend on
+how many replicas share the batch.
 """
 
 import keras
@@ -74,12 +79,14 @@ class SSDLoss:
         loc_loss = self.smooth_L1_loss(y_true[..., OFFSETS], y_pred[..., OFFSETS])
         negatives = y_true[..., 0]
         positives = ops.max(y_true[..., CLASSES][..., 1:], axis=-1)
-        n_positive = ops.sum(positives)
+        replicas = _Replicas()
+        n_positive = replicas.sum(ops.sum(positives))
 
         pos_class_loss = ops.sum(class_loss * positives, axis=-1)
-        # Hard negative mining over the whole batch. Negatives with zero loss are not
-        # candidates (as in the original's count_nonzero).
-        neg_losses = ops.reshape(class_loss * negatives, (-1,))
+        # Hard negative mining over the whole (global) batch. Negatives with zero loss
+        # are not candidates (as in the original's count_nonzero).
+        local_neg_losses = ops.reshape(class_loss * negatives, (-1,))
+        neg_losses, offset = replicas.gather(local_neg_losses)
         n_neg_losses = ops.sum(ops.cast(neg_losses > 0, "int32"))
         n_keep = ops.maximum(ops.cast(self.neg_pos_ratio * n_positive, "int32"), int(self.n_neg_min))
         n_keep = ops.minimum(n_keep, n_neg_losses)
@@ -87,12 +94,15 @@ class SSDLoss:
         # mined sum is the sum of the n_keep largest losses, whatever the tie order.
         order = ops.argsort(-neg_losses)
         ranks = ops.scatter(ops.expand_dims(order, -1), ops.arange(ops.shape(order)[0], dtype="int32"), ops.shape(order))
+        ranks = ops.slice(ranks, ops.reshape(offset, (1,)), ops.shape(local_neg_losses))
         mined = ops.cast(ops.cast(ranks, "int32") < n_keep, "float32")
-        neg_class_loss = ops.sum(ops.reshape(neg_losses * mined, (batch_size, n_boxes)), axis=-1)
+        neg_class_loss = ops.sum(ops.reshape(local_neg_losses * mined, (batch_size, n_boxes)), axis=-1)
 
         loc_loss = ops.sum(loc_loss * positives, axis=-1)
         total = (pos_class_loss + neg_class_loss + self.alpha * loc_loss) / ops.maximum(1.0, n_positive)
-        return total * ops.cast(batch_size, "float32")
+        # Keras averages over the local batch and, under a strategy, divides by the
+        # number of replicas before summing their gradients: undo both.
+        return total * ops.cast(batch_size * replicas.count, "float32")
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
@@ -120,3 +130,36 @@ class SSDLossFunction:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class _Replicas:
+    """Cross-replica sums and gathers inside a `tf.distribute` replica context; the
+    identity on one device and on the other Keras backends."""
+
+    def __init__(self):
+        self.context = None
+        self.count = 1
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                self.context = context
+                self.count = context.num_replicas_in_sync
+
+    def sum(self, value):
+        if self.context is None:
+            return value
+        import tensorflow as tf
+
+        return self.context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    def gather(self, value):
+        """``(all replicas' values concatenated in replica order, offset of this replica's)``."""
+        if self.context is None:
+            return value, ops.convert_to_tensor(0, "int32")
+        import tensorflow as tf
+
+        sizes = self.context.all_gather(tf.reshape(tf.shape(value)[0], (1,)), axis=0)
+        offset = tf.reduce_sum(sizes[: self.context.replica_id_in_sync_group])
+        return self.context.all_gather(value, axis=0), offset

@@ -304,3 +304,24 @@ def test_worker_reseeding_gives_each_process_its_own_stream():
     a, b, c = run(101), run(102), run(101)
     assert all(np.array_equal(x, y) for x, y in zip(a, c))  # reproducible per seed
     assert not all(np.array_equal(x, y) for x, y in zip(a, b))  # different workers differ
+
+
+def test_steps_per_epoch_runs_on_over_the_data_across_epochs():
+    # 10 images, batch 3: 4 batches per pass. 3 steps per epoch: epoch 0 takes batches 0-2
+    # of pass 0, epoch 1 batch 3 of pass 0 and batches 0-1 of pass 1.
+    labels = [np.array([[1, 0, 0, 5, 5]], float) for _ in range(10)]
+    dataset = DataGenerator(filenames=[f"img{i}.jpg" for i in range(10)], labels=labels, verbose=False)
+    dataset.images = [np.full((8, 8, 3), i, np.uint8) for i in range(10)]
+    data = dataset.keras_dataset(batch_size=3, shuffle=True, returns=("processed_images", "processed_labels"), workers=1, seed=4,
+                                 steps_per_epoch=3)
+    assert len(data) == 3
+    seen = []
+    for _ in range(2):
+        seen += [data[i][0][:, 0, 0, 0].tolist() for i in range(len(data))]
+        data.on_epoch_end()
+    first_pass = sum(seen[:4], [])
+    assert sorted(first_pass) == list(range(10))  # every image once in the first pass
+    assert [len(b) for b in seen] == [3, 3, 3, 1, 3, 3]
+    assert sum(seen[4:], []) != first_pass[:6]  # the second pass has its own order
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        dataset.keras_dataset(steps_per_epoch=0)

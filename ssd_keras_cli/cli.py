@@ -1,0 +1,299 @@
+"""``ssd-keras``: train, evaluate, predict, sample weights, and the demo, from the shell.
+
+Run ``ssd-keras <command> --help`` for every flag. Errors print one line naming the
+file or argument at fault and exit with status 1 (2 for unusable arguments).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+EXAMPLES = """examples:
+  ssd-keras demo
+  ssd-keras train --model ssd300 --data-format voc --images-dir VOC2007/JPEGImages \\
+      --image-set VOC2007/ImageSets/Main/trainval.txt --annotations VOC2007/Annotations \\
+      --weights VGG_ILSVRC_16_layers_fc_reduced.h5 --out runs/ssd300
+  ssd-keras evaluate --model-file runs/ssd300/model.keras --data-format voc \\
+      --images-dir VOC2007/JPEGImages --image-set VOC2007/ImageSets/Main/test.txt \\
+      --annotations VOC2007/Annotations
+  ssd-keras predict --model-file runs/ssd300/model.keras --classes voc photos/ --out predictions
+  ssd-keras sample-weights --source VGG_coco_SSD_300x300_iter_400000.h5 \\
+      --dest ssd300_8_classes.h5 --keep 0,3,8,1,2,10,4,6,12
+"""
+
+
+class CommandError(Exception):
+    """A user error: printed without a traceback."""
+
+
+def _int_list(text):
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _image_size(text):
+    values = _int_list(text.replace("x", ","))
+    if len(values) not in (2, 3) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 300x300), got {text!r}")
+    return tuple(values[:2]) + (values[2] if len(values) == 3 else 3,)
+
+
+def _add_data_args(parser, prefix="", required=True, help_suffix=""):
+    """Flags that describe one data set (see `ssd_keras_cli.data.load_dataset`)."""
+    from ssd_keras_cli.data import FORMATS
+
+    dest = prefix.replace("-", "_")
+    group = parser.add_argument_group(f"{prefix or 'data'} set" + help_suffix)
+    group.add_argument(f"--{prefix}data-format", dest=f"{dest}data_format", choices=FORMATS, required=required,
+                       help="annotation format: Pascal VOC XML, MS COCO JSON, CSV (one box per row) or an HDF5 file "
+                            "written by DataGenerator.create_hdf5_dataset")
+    group.add_argument(f"--{prefix}images-dir", dest=f"{dest}images_dir", action="append", default=[], metavar="DIR",
+                       help="images directory; repeat for several VOC/COCO parts (e.g. VOC2007 and VOC2012)")
+    group.add_argument(f"--{prefix}image-set", dest=f"{dest}image_set", action="append", default=[], metavar="FILE",
+                       help="VOC: image-set file with one image id per line, one per --images-dir")
+    group.add_argument(f"--{prefix}annotations", dest=f"{dest}annotations", action="append", default=[], metavar="PATH",
+                       help="VOC: Annotations directory; COCO: instances JSON file; one per --images-dir")
+    group.add_argument(f"--{prefix}labels", dest=f"{dest}labels", metavar="FILE", help="CSV: the labels file")
+    group.add_argument(f"--{prefix}hdf5", dest=f"{dest}hdf5", metavar="FILE", help="HDF5: the data set file")
+
+
+def _load_data(args, prefix, classes, exclude_difficult, in_memory=False):
+    from ssd_keras_cli.data import load_dataset
+
+    get = lambda name: getattr(args, prefix + name)  # noqa: E731
+    return load_dataset(get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
+                        labels_file=get("labels"), input_format=args.csv_format.split(","), hdf5=get("hdf5"), classes=classes,
+                        exclude_difficult=exclude_difficult, in_memory=in_memory, verbose=not args.quiet)
+
+
+def build_parser():
+    from ssd_keras_cli.configs import MODELS
+    from ssd_keras_cli.training import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, STRATEGIES
+
+    parser = argparse.ArgumentParser(prog="ssd-keras", description="SSD object detection (ssd_keras for Keras 3).",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
+
+    def common(sub):
+        sub.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
+        sub.add_argument("--classes", default="voc", metavar="NAMES",
+                         help="class names: 'voc' (the 20 Pascal VOC classes), a text file with one name per line, or a "
+                              "comma-separated list; 'background' is prepended if missing (default: voc)")
+        sub.add_argument("--csv-format", default="image_name,xmin,xmax,ymin,ymax,class_id",
+                         help="CSV: the order of the first six columns (default: %(default)s)")
+
+    # ---------------------------------------------------------------- train
+    train = commands.add_parser("train", help="train SSD300, SSD512 or SSD7", description="Train an SSD as the original notebooks do.")
+    common(train)
+    train.add_argument("--model", choices=MODELS, default="ssd300", help="architecture (default: %(default)s)")
+    train.add_argument("--image-size", type=_image_size, metavar="HxW", help="input size (default: 300x300, 512x512, 300x480 for ssd7)")
+    train.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="anchor scales of the notebooks (ssd300/ssd512)")
+    train.add_argument("--out", default="runs/train", metavar="DIR", help="checkpoints, training_log.csv and model.keras (default: %(default)s)")
+    train.add_argument("--epochs", type=int, default=120, help="last epoch (default: %(default)s, the SSD300 notebook)")
+    train.add_argument("--steps-per-epoch", type=int, metavar="N", help="batches per epoch (default: one pass over the data)")
+    train.add_argument("--batch-size", type=int, default=32, help="global batch size (default: %(default)s)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="SGD with momentum 0.9, or Adam (default: %(default)s)")
+    train.add_argument("--lr", type=float, default=1e-3, help="base learning rate (default: %(default)s)")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="steps",
+                       help="steps: divide by 10 at each --lr-boundaries epoch (SSD300 notebook); plateau: ReduceLROnPlateau and "
+                            "EarlyStopping (SSD7 notebook); constant (default: %(default)s)")
+    train.add_argument("--lr-boundaries", type=_int_list, default=[80, 100], metavar="E1,E2", help="epochs of the steps schedule (default: 80,100)")
+    train.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights loaded by layer name, e.g. VGG_ILSVRC_16_layers_fc_reduced.h5")
+    train.add_argument("--resume", metavar="FILE", help="go on from a checkpoint .keras file, or 'latest' for the newest in --out")
+    train.add_argument("--initial-epoch", type=int, help="epoch to resume from (default: read from the checkpoint name)")
+    train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
+                       help="ssd: the paper's chain; constant: the SSD7 notebook's chain; flip; none (default: %(default)s)")
+    train.add_argument("--workers", type=int, default=1, help="threads (or processes) building batches (default: %(default)s)")
+    train.add_argument("--processes", action="store_true", help="build batches in worker processes instead of threads")
+    train.add_argument("--in-memory", action="store_true", help="decode all images into memory first")
+    train.add_argument("--exclude-difficult", action="store_true", help="VOC: leave out boxes flagged difficult")
+    train.add_argument("--strategy", choices=STRATEGIES, default="none",
+                       help="tf.distribute strategy: mirrored (all GPUs of this machine) or multiworker (TF_CONFIG) (default: none)")
+    train.add_argument("--mixed-precision", choices=PRECISIONS, default="float32", help="Keras dtype policy (default: %(default)s)")
+    train.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA for the training step (default: auto)")
+    train.add_argument("--seed", type=int, help="seed for weights, augmentation and shuffling")
+    _add_data_args(train)
+    _add_data_args(train, prefix="val-", required=False, help_suffix=" (optional validation data, same flags with val-)")
+
+    # ---------------------------------------------------------------- evaluate / predict: the model
+    def model_args(sub, confidence):
+        group = sub.add_argument_group("model")
+        group.add_argument("--model-file", metavar="FILE", help="a .keras model (training or inference mode)")
+        group.add_argument("--model", choices=MODELS, help="with --weights: build this architecture instead of loading --model-file")
+        group.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights for --model, e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5")
+        group.add_argument("--image-size", type=_image_size, metavar="HxW", help="with --model: input size")
+        group.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="with --model: anchor scales (default: pascal)")
+        group.add_argument("--confidence-thresh", type=float, default=confidence, help="decoding: minimum score (default: %(default)s)")
+        group.add_argument("--iou-threshold", type=float, default=0.45, help="decoding: NMS IoU threshold (default: %(default)s)")
+        group.add_argument("--top-k", type=int, default=200, help="decoding: boxes kept per image (default: %(default)s)")
+        group.add_argument("--batch-size", type=int, default=8, help="images per prediction batch (default: %(default)s)")
+
+    evaluate = commands.add_parser("evaluate", help="Pascal VOC mAP or COCO metrics of a model on a data set",
+                                   description="Evaluate a model: Pascal VOC mAP (devkit rules) or COCO metrics.")
+    common(evaluate)
+    model_args(evaluate, 0.01)
+    evaluate.add_argument("--metric", choices=("voc", "coco"), default="voc", help="(default: %(default)s)")
+    evaluate.add_argument("--ap-mode", choices=("sample", "integrate"), default="sample",
+                          help="VOC: 11-point sampling (VOC2007) or integration (VOC2010+) (default: %(default)s)")
+    evaluate.add_argument("--data-mode", choices=("resize", "pad"), default="resize", help="how images are fitted to the model (default: resize)")
+    evaluate.add_argument("--out", metavar="DIR", help="write metrics.json (and COCO's detections JSON) here")
+    _add_data_args(evaluate)
+
+    predict = commands.add_parser("predict", help="detect objects in images; write drawn PNGs and a JSON of detections",
+                                  description="Detect objects in images or folders of images.")
+    common(predict)
+    model_args(predict, 0.5)
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or directories of images")
+    predict.add_argument("--out", default="predictions", metavar="DIR", help="drawn PNGs and detections.json (default: %(default)s)")
+
+    sample = commands.add_parser("sample-weights", help="sub-sample a trained SSD300's classifier weights to fewer classes",
+                                 description="Turn trained SSD300 weights (e.g. 81 COCO classes) into weights for fewer classes "
+                                             "(the weight_sampling_tutorial notebook).")
+    sample.add_argument("--source", required=True, metavar="FILE", help="Keras-2 .h5 weights of the trained model")
+    sample.add_argument("--dest", required=True, metavar="FILE", help="the new .h5 file")
+    keep = sample.add_mutually_exclusive_group(required=True)
+    keep.add_argument("--keep", type=_int_list, metavar="I,J,...", help="class indices to keep, background (0) first, in the new order")
+    keep.add_argument("--random", type=int, metavar="N", help="keep background and N-1 random classes")
+    sample.add_argument("--source-classes", type=int, default=81, help="classes of the source incl. background (default: %(default)s, COCO)")
+    sample.add_argument("--classifier-layers", metavar="NAMES",
+                        help="comma-separated class-prediction layers (default: SSD300's six *_mbox_conf layers)")
+    sample.add_argument("--seed", type=int, help="seed for --random")
+    sample.add_argument("--quiet", action="store_true", help="print nothing")
+
+    demo = commands.add_parser("demo", help="the main job: synthetic data, train SSD7, evaluate, draw",
+                               description="Write the synthetic shapes data set, train SSD7 on it, evaluate VOC mAP on the held-out "
+                                           "split, save the model and draw predictions.")
+    demo.add_argument("--out", default="demo_output", metavar="DIR", help="(default: %(default)s)")
+    demo.add_argument("--data", default=None, metavar="DIR", help="where the data set goes (default: OUT/shapes)")
+    demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's setting)")
+    demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the plumbing (seconds, low mAP)")
+    demo.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
+    return parser
+
+
+def _detector(args):
+    """The decoding model named by --model-file, or --model with --weights."""
+    from ssd_keras_cli.inference import add_decoding, load_detector
+
+    decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
+    if args.model_file:
+        return load_detector(args.model_file, **decode)
+    if not (args.model and args.weights):
+        raise CommandError("give --model-file, or --model with --weights")
+    from ssd_keras_cli.configs import build, model_kwargs
+    from ssd_keras_cli.data import read_classes
+
+    if not os.path.isfile(args.weights):
+        raise FileNotFoundError(f"Weights file not found: {args.weights}")
+    n_classes = len(read_classes(args.classes)) - 1
+    model, _ = build(args.model, model_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training")
+    model.load_weights(args.weights, by_name=True)
+    return add_decoding(model, **decode)
+
+
+def cmd_train(args):
+    from ssd_keras_cli.data import read_classes
+    from ssd_keras_cli.training import train
+
+    classes = read_classes(args.classes)
+    train_data = _load_data(args, "", classes, args.exclude_difficult, args.in_memory)
+    val_data = _load_data(args, "val_", classes, True, args.in_memory) if args.val_data_format else None
+    jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
+    train(args.model, train_data, len(classes) - 1, args.out, val_dataset=val_data, image_size=args.image_size, scales=args.scales,
+          epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, optimizer=args.optimizer,
+          learning_rate=args.lr, lr_schedule=args.lr_schedule, lr_boundaries=args.lr_boundaries, weights=args.weights, resume=args.resume,
+          initial_epoch=args.initial_epoch, augment=args.augment, workers=args.workers, use_multiprocessing=args.processes,
+          seed=args.seed, strategy=args.strategy, mixed_precision=args.mixed_precision, jit_compile=jit, verbose=0 if args.quiet else 1)
+    print(f"Saved {os.path.join(args.out, 'model.keras')}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from ssd_keras_cli.data import read_classes
+    from ssd_keras_cli.evaluation import evaluate_coco_metrics, evaluate_voc, format_voc_table
+
+    classes = read_classes(args.classes)
+    model = _detector(args)
+    height, width = model.inputs[0].shape[1:3]
+    if args.metric == "coco":
+        if args.data_format != "coco" or len(args.annotations) != 1:
+            raise CommandError("--metric coco needs --data-format coco with one --annotations file")
+        dataset = _load_data(args, "", classes, False)
+        results = evaluate_coco_metrics(model, dataset, args.annotations[0], height, width, args.batch_size, args.data_mode,
+                                        args.out, verbose=not args.quiet)
+        print(json.dumps(results, indent=2))
+    else:
+        dataset = _load_data(args, "", classes, False)
+        results = evaluate_voc(model, dataset, len(classes) - 1, height, width, args.batch_size, args.data_mode, args.ap_mode,
+                               verbose=not args.quiet)
+        print(format_voc_table(results, classes))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "metrics.json"), "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def cmd_predict(args):
+    from ssd_keras_cli.data import read_classes
+    from ssd_keras_cli.prediction import find_images, predict_images
+
+    classes = read_classes(args.classes)
+    paths = find_images(args.inputs)
+    model = _detector(args)
+    detections = predict_images(model, paths, args.out, classes, batch_size=args.batch_size, verbose=not args.quiet)
+    n_boxes = sum(len(d["detections"]) for d in detections)
+    print(f"{n_boxes} detections in {len(paths)} images; drawn images and detections.json in {args.out}")
+    return 0
+
+
+def cmd_sample_weights(args):
+    from misc_utils.tensor_sampling_utils import SSD300_CLASSIFIER_LAYERS, subsample_classifier_weights
+
+    if not os.path.isfile(args.source):
+        raise FileNotFoundError(f"Weights file not found: {args.source}")
+    keep = args.keep if args.keep is not None else args.random
+    layers = [name.strip() for name in args.classifier_layers.split(",")] if args.classifier_layers else SSD300_CLASSIFIER_LAYERS
+    kept = subsample_classifier_weights(args.source, args.dest, keep, n_classes_source=args.source_classes, classifier_layers=layers,
+                                        rng=args.seed)
+    if not args.quiet:
+        print(f"Wrote {args.dest} with classes {kept} of {args.source_classes}")
+    return 0
+
+
+def cmd_demo(args):
+    from ssd_keras_cli.demo import run_demo
+
+    run_demo(args.out, data_dir=args.data, epochs=args.epochs, smoke=args.smoke, seed=args.seed, verbose=not args.quiet)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "sample-weights": cmd_sample_weights, "demo": cmd_demo}
+
+
+def main(argv=None):
+    """Entry point of ``ssd-keras``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("ssd-keras: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, ValueError, FileNotFoundError, OSError) as error:
+        print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # data errors (DatasetError, DegenerateBoxError...) and the like
+        if type(error).__module__.split(".")[0] in ("data_generator", "ssd_encoder_decoder", "eval_utils", "misc_utils", "models"):
+            print(f"ssd-keras {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

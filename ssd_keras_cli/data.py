@@ -1,0 +1,100 @@
+"""Data sets for the command line: VOC XML, COCO JSON, CSV or HDF5 into a `DataGenerator`."""
+
+import os
+
+from data_generator.object_detection_2d_data_generator import VOC_CLASSES, DataGenerator
+
+FORMATS = ("voc", "coco", "csv", "hdf5")
+CSV_FORMAT = ("image_name", "xmin", "xmax", "ymin", "ymax", "class_id")
+
+
+def read_classes(spec):
+    """Class names from 'voc', a text file (one name per line) or a comma-separated list.
+
+    'background' is put first if the list does not start with it.
+
+    Raises:
+        ValueError: for an empty list or repeated names.
+    """
+    if spec is None or spec == "voc":
+        names = list(VOC_CLASSES)
+    elif os.path.isfile(spec):
+        with open(spec, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    else:
+        names = [name.strip() for name in spec.split(",") if name.strip()]
+    if names and names[0] != "background":
+        names = ["background"] + names
+    if len(names) < 2:
+        raise ValueError(f"Expected at least one class name in `classes`. Received: classes={spec!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Expected distinct class names. Received: {names}")
+    return names
+
+
+def _existing(paths, what, kind="dir"):
+    check = os.path.isdir if kind == "dir" else os.path.isfile
+    for path in paths:
+        if not check(path):
+            raise FileNotFoundError(f"{what} not found: {path}")
+    return list(paths)
+
+
+def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), labels_file=None, input_format=CSV_FORMAT, hdf5=None,
+                 classes=VOC_CLASSES, exclude_difficult=False, ground_truth=True, in_memory=False, verbose=True):
+    """Reads a data set into a `DataGenerator`.
+
+    Args:
+        data_format: 'voc', 'coco', 'csv' or 'hdf5'.
+        images_dirs: image directories (VOC: one per image set; COCO: one per
+            annotation file; CSV: one).
+        image_sets: VOC image-set files (one image id per line).
+        annotations: VOC annotation directories, or COCO annotation files.
+        labels_file: the CSV file.
+        input_format: the CSV's first six columns.
+        hdf5: a file written by `DataGenerator.create_hdf5_dataset`.
+        classes: VOC class names, 'background' first.
+        exclude_difficult: leave out VOC boxes flagged difficult.
+        ground_truth: COCO: read the boxes too.
+        in_memory: decode all images up front.
+        verbose: progress bars.
+
+    Raises:
+        ValueError: for an unknown format or missing arguments.
+        FileNotFoundError: naming the missing directory or file.
+    """
+    if data_format not in FORMATS:
+        raise ValueError(f"Expected `data_format` to be one of {set(FORMATS)}. Received: data_format={data_format!r}")
+    if data_format == "hdf5":
+        if not hdf5:
+            raise ValueError("The 'hdf5' format needs an HDF5 file (--hdf5).")
+        _existing([hdf5], "HDF5 data set", "file")
+        return DataGenerator(load_images_into_memory=in_memory, hdf5_dataset_path=hdf5, verbose=verbose)
+    if not images_dirs:
+        raise ValueError(f"The {data_format!r} format needs at least one images directory (--images-dir).")
+    _existing(images_dirs, "Images directory")
+    dataset = DataGenerator(load_images_into_memory=False, verbose=verbose)
+    if data_format == "voc":
+        if len(image_sets) != len(images_dirs) or (annotations and len(annotations) != len(images_dirs)):
+            raise ValueError("The 'voc' format needs one image-set file (--image-set) and one annotations directory (--annotations) "
+                             f"per images directory. Received: {len(images_dirs)} images directories, {len(image_sets)} image sets, "
+                             f"{len(annotations)} annotations directories")
+        _existing(image_sets, "Image-set file", "file")
+        _existing(annotations, "Annotations directory")
+        dataset.parse_xml(images_dirs=list(images_dirs), image_set_filenames=list(image_sets), annotations_dirs=list(annotations),
+                          classes=list(classes), exclude_difficult=exclude_difficult, verbose=verbose)
+    elif data_format == "coco":
+        if len(annotations) != len(images_dirs):
+            raise ValueError("The 'coco' format needs one annotations file (--annotations) per images directory. "
+                             f"Received: {len(images_dirs)} images directories, {len(annotations)} annotation files")
+        _existing(annotations, "COCO annotations file", "file")
+        dataset.parse_json(images_dirs=list(images_dirs), annotations_filenames=list(annotations), ground_truth_available=ground_truth,
+                           verbose=verbose)
+    else:
+        if not labels_file:
+            raise ValueError("The 'csv' format needs a labels file (--labels).")
+        _existing([labels_file], "CSV labels file", "file")
+        dataset.parse_csv(images_dir=images_dirs[0], labels_filename=labels_file, input_format=list(input_format), verbose=verbose)
+    if in_memory:
+        dataset.load_images()
+    return dataset

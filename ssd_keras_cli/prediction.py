@@ -1,0 +1,72 @@
+"""Prediction on image files: drawn PNGs and a JSON of detections."""
+
+import json
+import os
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def find_images(inputs):
+    """Image files from a list of files and directories (directories: their images, sorted).
+
+    Raises:
+        FileNotFoundError: naming an input that does not exist, or if no image is found.
+    """
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            paths += sorted(os.path.join(item, name) for name in os.listdir(item) if name.lower().endswith(IMAGE_EXTENSIONS))
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"Input not found: {item}")
+    if not paths:
+        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}")
+    return paths
+
+
+def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_truth=None, verbose=True):
+    """Runs a decoding model on image files; writes ``<name>.png`` drawings and ``detections.json``.
+
+    Args:
+        model: a model with decoded output (batch, top_k, 6), e.g. from `inference.load_detector`.
+        paths: image files.
+        out_dir: output directory.
+        classes: class names by id, for the labels and the JSON.
+        batch_size: images per batch.
+        ground_truth: optional list (one per image) of ``[class_id, xmin, ymin, xmax, ymax]``
+            rows to draw as well.
+        verbose: progress bar.
+
+    Returns:
+        the list written to ``detections.json``: per image its 'file' and 'detections'
+        (dicts with 'class_id', 'class', 'confidence', 'xmin', 'ymin', 'xmax', 'ymax' in
+        the image's own pixel coordinates).
+    """
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+    from eval_utils.average_precision_evaluator import iterate_predictions
+    from ssd_keras_cli.inference import draw_boxes, write_png
+
+    dataset = DataGenerator(filenames=list(paths), verbose=False)
+    height, width = model.inputs[0].shape[1:3]
+    os.makedirs(out_dir, exist_ok=True)
+    records = []
+    used = set()
+    for index, rows in iterate_predictions(model, dataset, height, width, batch_size, "resize", "inference", verbose=verbose):
+        path = paths[index]
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        image = dataset._image(index)
+        truth = ground_truth[index] if ground_truth is not None else ()
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name = stem if stem not in used else f"{stem}_{index}"
+        used.add(name)
+        write_png(os.path.join(out_dir, f"{name}.png"), draw_boxes(image, rows, truth, classes))
+        records.append(dict(file=path, drawing=f"{name}.png", detections=[
+            dict(class_id=int(r[0]), **({"class": classes[int(r[0])]} if classes and int(r[0]) < len(classes) else {}),
+                 confidence=round(float(r[1]), 4), xmin=round(float(r[2]), 1), ymin=round(float(r[3]), 1), xmax=round(float(r[4]), 1),
+                 ymax=round(float(r[5]), 1)) for r in rows]))
+    with open(os.path.join(out_dir, "detections.json"), "w", encoding="utf-8") as f:
+        json.dump(records, f, indent=1)
+    return records

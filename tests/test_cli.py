@@ -1,0 +1,135 @@
+"""The ssd-keras command line: help, errors and exit codes, and train -> evaluate -> predict on tiny data."""
+
+import json
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from ssd_keras_cli.cli import build_parser, main  # noqa: E402
+
+SUBCOMMANDS = ("train", "evaluate", "predict", "sample-weights", "demo")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    from data_generator.synthetic_shapes import make_shapes_dataset
+
+    return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=12, n_test=6, seed=1, verbose=False)
+
+
+def _voc_args(info, split="trainval", prefix=""):
+    return [f"--{prefix}data-format", "voc", f"--{prefix}images-dir", info["images_dir"], f"--{prefix}image-set", info[split],
+            f"--{prefix}annotations", info["annotations_dir"]]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_explains_every_flag(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    parser = build_parser()
+    sub = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == command)[1]
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{command} {action.option_strings} has no help"
+            assert action.option_strings[-1] in text
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
+    if not os.path.exists(script):
+        pytest.skip("the package is not installed in this environment (pip install -e .)")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "train" in result.stdout and "sample-weights" in result.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--model-file", "missing.keras", "no_such_image.jpg"], "Input not found: no_such_image.jpg"),
+    (["evaluate", "--model-file", "missing.keras", "--data-format", "voc", "--images-dir", "/no/such/dir"], "Model file not found: missing.keras"),
+    (["train", "--data-format", "voc", "--images-dir", "/no/such/dir"], "Images directory not found: /no/such/dir"),
+    (["train", "--data-format", "hdf5"], "needs an HDF5 file"),
+    (["train", "--data-format", "csv", "--images-dir", "."], "needs a labels file"),
+    (["sample-weights", "--source", "missing.h5", "--dest", "out.h5", "--random", "3"], "Weights file not found: missing.h5"),
+    (["predict", "--model", "ssd7", "README.md"], "give --model-file, or --model with --weights"),
+])
+def test_errors_name_the_culprit_and_exit_1(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith(f"ssd-keras {argv[0]}: error:")
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model", "ssd1000", "--data-format", "voc"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'ssd1000'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--image-size", "big", "--data-format", "voc"])
+
+
+def test_voc_needs_matching_parts(shapes, capsys):
+    argv = ["train", "--data-format", "voc", "--images-dir", shapes["images_dir"], "--annotations", shapes["annotations_dir"]]
+    assert main(argv) == 1
+    assert "one image-set file (--image-set)" in capsys.readouterr().err
+
+
+def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    common = ["--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "adam", "--augment", "flip",
+              "--classes", ",".join(shapes["classes"][1:]), "--seed", "0", "--quiet", "--out", out]
+    assert main(["train", *common, "--epochs", "1", "--steps-per-epoch", "2", *_voc_args(shapes), *_voc_args(shapes, "test", "val-")]) == 0
+    assert os.path.isfile(os.path.join(out, "model.keras"))
+    checkpoints = os.listdir(os.path.join(out, "checkpoints"))
+    assert len(checkpoints) == 1 and checkpoints[0].startswith("epoch-01_loss-") and "_val_loss-" in checkpoints[0]
+    # Resume from the newest checkpoint: epoch 2 is appended to the same log.
+    assert main(["train", *common, "--epochs", "2", "--steps-per-epoch", "2", "--resume", "latest", *_voc_args(shapes)]) == 0
+    with open(os.path.join(out, "training_log.csv")) as f:
+        rows = f.read().split()
+    assert rows[0].startswith("epoch") and [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+
+    metrics_dir = str(tmp_path / "metrics")
+    assert main(["evaluate", "--model-file", os.path.join(out, "model.keras"), "--classes", ",".join(shapes["classes"][1:]),
+                 "--quiet", "--out", metrics_dir, *_voc_args(shapes, "test")]) == 0
+    table = capsys.readouterr().out
+    assert "circle" in table and "mAP (11-point)" in table
+    with open(os.path.join(metrics_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["AP"]) == 3 and sum(metrics["num_gt"]) > 0
+
+    pred_dir = str(tmp_path / "pred")
+    assert main(["predict", "--model-file", os.path.join(out, "model.keras"), "--confidence-thresh", "0.0", "--top-k", "5",
+                 "--quiet", "--out", pred_dir, shapes["images_dir"]]) == 0
+    with open(os.path.join(pred_dir, "detections.json")) as f:
+        records = json.load(f)
+    assert len(records) == 18 and all(os.path.isfile(os.path.join(pred_dir, r["drawing"])) for r in records)
+    assert all(len(r["detections"]) <= 5 for r in records)
+    for record in records:
+        for d in record["detections"]:
+            assert d["xmin"] <= d["xmax"] and d["ymin"] <= d["ymax"] and d["class_id"] in (1, 2, 3)
+
+
+def test_sample_weights_command(tmp_path, capsys):
+    from models.keras_ssd7 import build_model
+    from models.legacy_weights import read_legacy_h5
+    from models.vgg16_reduced import write_legacy_h5
+
+    model = build_model((64, 64, 3), 5, scales=[0.2, 0.4, 0.6, 0.8, 0.95])  # 6 classes with background
+    rng = np.random.default_rng(0)
+    weights = {layer.name: [rng.normal(size=w.shape).astype(np.float32) for w in layer.weights] for layer in model.layers if layer.weights}
+    source, dest = str(tmp_path / "source.h5"), str(tmp_path / "dest.h5")
+    write_legacy_h5(source, weights)
+    layers = "classes4,classes5,classes6,classes7"
+    assert main(["sample-weights", "--source", source, "--dest", dest, "--keep", "0,4,2", "--source-classes", "6"] +
+                ["--classifier-layers", layers]) == 0
+    out = read_legacy_h5(dest)
+    kernel = out["classes4"][0][1]
+    expected = weights["classes4"][0].reshape(3, 3, 64, 4, 6)[..., [0, 4, 2]].reshape(3, 3, 64, 12)
+    np.testing.assert_array_equal(kernel, expected)
+    assert "classes [0, 4, 2] of 6" in capsys.readouterr().out

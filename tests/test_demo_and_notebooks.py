@@ -1,0 +1,48 @@
+"""The demo (smoke size) and the seven notebooks (SSD_KERAS_SMOKE=1), run top to bottom."""
+
+import json
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = ["ssd300_training.ipynb", "ssd7_training.ipynb", "ssd300_inference.ipynb", "ssd512_inference.ipynb",
+             "ssd300_evaluation.ipynb", "ssd300_evaluation_COCO.ipynb", "weight_sampling_tutorial.ipynb"]
+# Notebooks that must show at least this many images (plots).
+PLOTS = {"ssd300_training.ipynb": 2, "ssd7_training.ipynb": 2, "ssd300_inference.ipynb": 2, "ssd512_inference.ipynb": 2,
+         "ssd300_evaluation.ipynb": 1, "weight_sampling_tutorial.ipynb": 1}
+
+
+def test_demo_smoke_writes_everything(tmp_path):
+    import keras
+
+    from ssd_keras_cli.demo import run_demo
+
+    out = str(tmp_path / "demo")
+    results = run_demo(out, smoke=True, verbose=False)
+    assert 0.0 <= results["mAP"] <= 1.0 and len(results["AP"]) == 3
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert json.load(f)["mAP"] == results["mAP"]
+    pngs = [n for n in os.listdir(os.path.join(out, "predictions")) if n.endswith(".png")]
+    assert len(pngs) == 8  # every test image of the smoke set
+    model = keras.models.load_model(os.path.join(out, "ssd7_shapes.keras"))
+    assert model.output.shape[1:] == (200, 6)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_smoke_mode(name, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("SSD_KERAS_SMOKE", "1")
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+        notebook = nbformat.read(f, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+    images = sum(1 for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+                 if "image/png" in out.get("data", {}))
+    assert images >= PLOTS.get(name, 0), f"{name} showed {images} plots"
