@@ -3,9 +3,10 @@
 SSDDataAugmentation (photometric distortions, expand, IoU-constrained crop, flip,
 resize to 300x300) plus the SSD300 Pascal VOC `SSDInputEncoder`, batches of 16, from
 JPEG files of Pascal VOC size (500x375, 1-4 boxes each) written to a temporary
-directory. Measured three ways: `generate()` in one thread, and the Keras adapter
+directory. Measured four ways: `generate()` in one thread; the Keras adapter
 (`keras_dataset`) read by Keras' own iterator with 2 worker threads and with 2 worker
-processes. Prints the median of repeated runs.
+processes (forked, shared-memory slots); and the latter through the `tf.data` pipeline
+that `model.fit` reads, tensors included. Prints the median of repeated runs.
 
     python benchmarks/bench_data.py [--images 320] [--repeats 3]
 """
@@ -73,16 +74,25 @@ def main():
             for _ in range(n_batches):
                 next(batches)
 
-        def adapter(use_multiprocessing):
+        def adapter(use_multiprocessing, tf_data=False):
             train = dataset.keras_dataset(batch_size, transformations=[chain], label_encoder=encoder, workers=2,
                                           use_multiprocessing=use_multiprocessing, seed=0)
             from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
+            state = {}
+
             def run():
-                adapter = PyDatasetAdapter(train, shuffle=False)
-                for _ in zip(range(n_batches), adapter.get_numpy_iterator()):
+                if tf_data:  # one adapter for all passes, as fit keeps one
+                    if not state:
+                        state["adapter"] = PyDatasetAdapter(train, shuffle=False)
+                        state["dataset"] = state["adapter"].get_tf_dataset()
+                    batches = iter(state["dataset"])
+                else:
+                    state["adapter"] = PyDatasetAdapter(train, shuffle=False)
+                    batches = state["adapter"].get_numpy_iterator()
+                for _ in zip(range(n_batches), batches):
                     pass
-                adapter.on_epoch_end()
+                state["adapter"].on_epoch_end()
             return run
 
         serial()  # warm-up
@@ -90,6 +100,7 @@ def main():
             ("generate(), 1 thread", images_per_second(serial, args.images, args.repeats)),
             ("keras_dataset(workers=2), threads", images_per_second(adapter(False), args.images, args.repeats)),
             ("keras_dataset(workers=2, use_multiprocessing=True)", images_per_second(adapter(True), args.images, args.repeats)),
+            ("  the same, through tf.data as fit reads it", images_per_second(adapter(True, tf_data=True), args.images, args.repeats)),
         ]
     print(f"SSDDataAugmentation + SSD300 encoder, batch {batch_size}, 500x375 JPEG -> 300x300, {os.cpu_count()} CPUs")
     for name, rate in rows:

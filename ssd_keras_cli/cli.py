@@ -107,7 +107,9 @@ def build_parser():
     train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
                        help="ssd: the paper's chain; constant: the SSD7 notebook's chain; flip; none (default: %(default)s)")
     train.add_argument("--workers", type=int, default=1, help="threads (or processes) building batches (default: %(default)s)")
-    train.add_argument("--processes", action="store_true", help="build batches in worker processes instead of threads")
+    train.add_argument("--processes", action="store_true",
+                       help="build batches in forked worker processes that return them through shared memory (the fastest on Linux) "
+                            "instead of threads")
     train.add_argument("--in-memory", action="store_true", help="decode all images into memory first")
     train.add_argument("--exclude-difficult", action="store_true", help="VOC: leave out boxes flagged difficult")
     train.add_argument("--strategy", choices=STRATEGIES, default="none",

@@ -1,0 +1,232 @@
+"""Forked batch workers with shared-memory slots (`keras_dataset(use_multiprocessing=True)`)."""
+
+import os
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from data_generator import batch_workers
+from data_generator.batch_workers import BatchWorkers, WorkerError, shared_bytes
+from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
+from data_generator.object_detection_2d_data_generator import DataGenerator, DatasetError
+from data_generator.object_detection_2d_geometric_ops import Resize
+from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+
+pytestmark = pytest.mark.skipif(not batch_workers.fork_available(), reason="batch workers need fork")
+
+SCALES = [0.2, 0.4, 0.6, 0.8, 0.95]
+SIZES = [(8, 8), (4, 4), (2, 2), (1, 1)]
+
+
+def _dataset(tmp_path, n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    filenames, labels = [], []
+    for i in range(n):
+        image = rng.integers(0, 256, (48 + 4 * i, 64, 3), dtype=np.uint8)
+        path = str(tmp_path / f"img{i}.png")
+        cv2.imwrite(path, image)
+        filenames.append(path)
+        labels.append(np.array([[1 + i % 2, 4, 5, 30 + i, 40], [2, 20, 10, 60, 30]], float))
+    return DataGenerator(filenames=filenames, labels=labels, verbose=False)
+
+
+def _encoder(sizes=SIZES):
+    return SSDInputEncoder(64, 64, 2, sizes, scales=SCALES, variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True)
+
+
+def _data(dataset, workers=2, seed=3, encoder=None):
+    return dataset.keras_dataset(batch_size=3, transformations=[SSDDataAugmentation(64, 64, rng=0)], label_encoder=encoder or _encoder(),
+                                 workers=workers, use_multiprocessing=True, seed=seed)
+
+
+def test_worker_batches_equal_batches_built_here_with_the_same_seeds(tmp_path):
+    # The parent's OpenCV thread pool is running when the workers fork (that used to hang them).
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((400, 400, 3), np.uint8), (100, 100), interpolation=cv2.INTER_AREA)
+    try:
+        dataset = _dataset(tmp_path)
+        data = _data(dataset)
+        got = []
+        for _ in range(2):  # two epochs: the workers prefetch across the end of the first
+            got += [tuple(np.array(a) for a in data[i]) for i in range(len(data))]
+            data.on_epoch_end()
+        assert cv2.getNumThreads() == 2  # restored in the parent after the fork
+        assert data._pool.unshared_tasks == 0
+        data.close()
+    finally:
+        cv2.setNumThreads(threads)
+    reference = _data(dataset, workers=1)
+    expected = [reference._build((step, reference._batch_indices(step))) for step in range(2 * len(reference))]
+    assert len(got) == len(expected) == 8  # 10 images, batch 3: 4 batches an epoch
+    for (x, y), (x_ref, y_ref) in zip(got, expected):
+        np.testing.assert_array_equal(x, x_ref)
+        np.testing.assert_array_equal(y, y_ref)
+    # Every image once per epoch; the two epochs in different orders; augmentations differ per batch.
+    first, second = [reference._batch_indices(s) for s in range(4)], [reference._batch_indices(s) for s in range(4, 8)]
+    assert sorted(np.concatenate(first)) == sorted(np.concatenate(second)) == list(range(10))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    assert not np.array_equal(got[0][0], got[4][0])
+
+
+def test_worker_batches_do_not_depend_on_the_number_of_workers(tmp_path):
+    dataset = _dataset(tmp_path)
+    one, three = _data(dataset, workers=1), _data(dataset, workers=3)
+    for i in (0, 2, 3, 1):  # out of order too
+        np.testing.assert_array_equal(one[i][1], three[i][1])
+    one.close()
+    three.close()
+
+
+def test_returned_arrays_live_in_the_slots_and_free_them_when_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch_workers, "_MIN_SHARED_BYTES", 40_000)  # these targets are 61 kB, the images 37 kB
+    dataset = _dataset(tmp_path)
+    data = _data(dataset, workers=1)
+    data[0]
+    pool = data._pool
+    x, y = data[1]
+    assert isinstance(y.base, batch_workers._Lease)  # the targets: no copy
+    assert not isinstance(x.base, batch_workers._Lease)  # small arrays travel pickled
+    held = pool.free_slots
+    view = y[:, :5]
+    del x, y
+    assert pool.free_slots == held  # the view still holds the slot
+    del view
+    assert pool.free_slots == held + 1
+    # Holding more batches than there are slots: the rest travel pickled, with the same values.
+    kept = [data[i % 4] for i in range(len(pool._slots) + 3)]
+    assert pool.unshared_tasks > 0
+    for i, (x, y) in enumerate(kept):
+        np.testing.assert_array_equal(y, kept[i % 4][1])
+    data.close()
+
+
+def test_an_error_in_a_worker_is_raised_by_getitem_naming_the_file(tmp_path):
+    dataset = _dataset(tmp_path, n=4)
+    data = dataset.keras_dataset(batch_size=1, shuffle=False, transformations=[Resize(64, 64)], label_encoder=_encoder(), workers=2,
+                                 use_multiprocessing=True)
+    os.remove(dataset.filenames[3])
+    data[0]  # starts the workers, whose copy of the data set still lists img3
+    with pytest.raises(DatasetError, match="img3.png") as info:
+        for i in range(1, 4):
+            data[i]
+    assert any("batch worker process" in note for note in info.value.__notes__)
+    data.close()
+
+
+def _build(task):
+    if task == "exit":
+        os._exit(3)
+    if task == "unpicklable":
+        error = ValueError("bad lambda")
+        error.payload = lambda: None
+        raise error
+    if task == "threads":
+        return (cv2.getNumThreads(),)
+    if task == "resize":
+        return (cv2.resize(np.ones((600, 800, 3), np.uint8), (300, 300), interpolation=cv2.INTER_AREA),)
+    if task == "large":
+        return (np.arange(100_000, dtype=np.float64), "tag")
+    return (np.full((64, 1024), task, np.float32), np.arange(3), task)
+
+
+def test_worker_pool_round_trip_large_arrays_and_errors():
+    pool = BatchWorkers(_build, 2, shared_bytes(_build(0)), 3)
+    for k in range(5):
+        pool.submit(k, k)
+    for k in range(5):
+        big, small, tag = pool.get(k, timeout=30)
+        assert tag == k and big[0, 0] == k and big.shape == (64, 1024)
+        np.testing.assert_array_equal(small, [0, 1, 2])
+    pool.submit("large", "large")  # larger than a slot: pickled
+    big, tag = pool.get("large", timeout=30)
+    np.testing.assert_array_equal(big, np.arange(100_000))
+    pool.submit("u", "unpicklable")
+    with pytest.raises(WorkerError, match="ValueError: bad lambda"):
+        pool.get("u", timeout=30)
+    pool.submit(7, 7)
+    pool.discard([7])
+    assert not pool.pending(7)
+    with pytest.raises(KeyError, match="No task"):
+        pool.get(7)
+    pool.submit("x", "exit")
+    with pytest.raises(WorkerError, match="died \\(exit code 3\\)"):
+        pool.get("x")
+    assert not any(p.is_alive() for p in pool._processes)  # the pool closed itself
+
+
+def test_workers_run_opencv_after_the_parent_used_its_thread_pool():
+    threads = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        cv2.resize(np.zeros((600, 800, 3), np.uint8), (300, 300), interpolation=cv2.INTER_AREA)
+        pool = BatchWorkers(_build, 2, 1 << 20, 2)
+        assert cv2.getNumThreads() == 2
+        for k in range(4):
+            pool.submit(k, "resize")
+        for k in range(4):
+            np.testing.assert_array_equal(pool.get(k, timeout=60)[0], 1)  # a hang shows as a TimeoutError
+        pool.submit("t", "threads")
+        assert pool.get("t", timeout=60) == (1,)  # one OpenCV thread per worker: the workers are the parallelism
+        pool.close()
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def test_close_stops_the_workers_and_the_data_set_restarts_them(tmp_path):
+    dataset = _dataset(tmp_path, n=4)
+    data = _data(dataset, workers=2)
+    y0 = np.array(data[1][1])
+    processes = data._pool._processes
+    assert all(p.is_alive() for p in processes)
+    data.close()
+    assert not any(p.is_alive() for p in processes)
+    np.testing.assert_array_equal(data[1][1], y0)
+    data.close()
+    clone = pickle.loads(pickle.dumps(data))  # Keras' spawn-based pool pickles the data set
+    assert clone._pool is None
+    np.testing.assert_array_equal(clone[1][1], y0)
+    clone.close()
+
+
+def test_dropping_the_data_set_stops_its_workers(tmp_path, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(batch_workers, "_MIN_SHARED_BYTES", 40_000)
+    data = _data(_dataset(tmp_path), workers=2)
+    data[0]  # built here; the workers build the rest
+    x, y = data[1]
+    assert isinstance(y.base, batch_workers._Lease)
+    y_copy = y.copy()
+    processes = data._pool._processes
+    del data
+    gc.collect()
+    for p in processes:
+        p.join(timeout=10)
+    assert not any(p.is_alive() for p in processes)
+    np.testing.assert_array_equal(y, y_copy)  # arrays already returned stay mapped and readable
+
+
+def test_index_out_of_range(tmp_path):
+    data = _data(_dataset(tmp_path, n=4), workers=1)
+    with pytest.raises(IndexError, match="Batch index 2 out of range"):
+        data[2]
+
+
+def test_model_fit_from_worker_processes(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from keras_loss_function.keras_ssd_loss import SSDLoss
+    from models.keras_ssd7 import build_model
+
+    model, sizes = build_model((64, 64, 3), 2, scales=SCALES, normalize_coords=True, variances=[0.1, 0.1, 0.2, 0.2],
+                               return_predictor_sizes=True)
+    data = _data(_dataset(tmp_path), workers=2, encoder=_encoder(sizes))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SSDLoss().compute_loss)
+    history = model.fit(data, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.all(np.isfinite(history.history["loss"]))
+    assert data.epoch >= 2 and data._pool.unshared_tasks == 0  # (Keras also ends an "epoch" when fit starts)
+    data.close()
