@@ -88,6 +88,58 @@ def make_strategy(name):
     return tf.distribute.MultiWorkerMirroredStrategy()  # the cluster comes from TF_CONFIG
 
 
+def fix_multiworker(model):
+    """Works around two Keras 3 (3.15) bugs that stop `fit` under
+    MultiWorkerMirroredStrategy with more than one worker; a no-op for other strategies.
+
+    1. Before the first step `fit` reduces the first batch, a tuple of per-replica
+       tensors, in one `strategy.reduce` call. MirroredStrategy maps that over the tuple;
+       MultiWorkerMirroredStrategy rejects it ("Attempt to convert a value
+       (PerReplica...)"), and could not all-reduce uint8 images anyway. The batch only
+       gives the model its input shapes, so here the local replica's part stands in.
+    2. After each step the per-replica logs (the loss and metrics, scalars) are averaged
+       with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid
+       reduction dimension 0"). Scalars are averaged over the replicas instead
+       (``axis=None``), which is what the other strategies do.
+    """
+    import tensorflow as tf
+    from keras import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    strategy = getattr(model, "_distribute_strategy", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+    build = model._maybe_symbolic_build
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v,
+                    next(batches))
+                break
+        return build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    if not getattr(tf_trainer.reduce_per_replica, "_ssd_keras_fix", False):
+        reduce_per_replica = tf_trainer.reduce_per_replica
+
+        def fixed_reduce_per_replica(values, strategy, reduction):
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and reduction in ("auto", "mean"):
+                def reduce(v):
+                    # (With one device per worker `run` returns plain tensors, not PerReplica.)
+                    local = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
+                    if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                        return strategy.reduce("MEAN", v, axis=None)
+                    return reduce_per_replica(v, strategy, reduction)
+                return tree.map_structure(reduce, values)
+            return reduce_per_replica(values, strategy, reduction)
+
+        fixed_reduce_per_replica._ssd_keras_fix = True
+        tf_trainer.reduce_per_replica = fixed_reduce_per_replica
+    return model
+
+
 def set_precision(policy):
     """Sets Keras' global dtype policy ('float32', 'mixed_float16' or 'mixed_bfloat16')."""
     import keras
@@ -134,7 +186,10 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         augment: see `transformations`.
         workers, use_multiprocessing: of the `keras_dataset` adapter.
         seed: seeds Keras, the augmentation and the shuffling.
-        strategy: 'none', 'mirrored' or 'multiworker'.
+        strategy: 'none', 'mirrored' or 'multiworker' (the cluster from ``TF_CONFIG``;
+            every worker runs the same command, with the same `seed` so that they build
+            the same batches, of which each keeps its share; workers other than the
+            chief write under ``out_dir/worker-N``).
         mixed_precision: 'float32', 'mixed_float16' or 'mixed_bfloat16'.
         jit_compile: Keras' `jit_compile` for the training step.
         callbacks: more Keras callbacks.
@@ -191,6 +246,11 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
                 model.load_weights(weights, by_name=True)
             model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss,
                           jit_compile=jit_compile)
+    fix_multiworker(model)
+    if distribution is not None and not distribution.extended.should_checkpoint:
+        # A worker other than the chief: its checkpoints, log and model go to a folder of its own.
+        out_dir = os.path.join(out_dir, f"worker-{distribution.cluster_resolver.task_id}")
+        os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     encoder = make_encoder(model_name, kwargs, predictor_sizes, **(encoder_overrides or {}))
     height, width = kwargs["image_size"][:2]
     background = kwargs.get("subtract_mean") or 0

@@ -30,6 +30,73 @@ def test_mirrored_strategy_equals_one_device_on_the_same_global_batch():
     assert numbers["weight_difference"] < 1e-5
 
 
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _cluster(argv_of, env_of=None):
+    """Runs two worker processes, `argv_of(i)`, concurrently; returns their outputs."""
+    processes = [subprocess.Popen(argv_of(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env_of(i) if env_of else None) for i in range(2)]
+    outputs = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            raise
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(stdout)
+    return outputs
+
+
+def test_multiworker_strategy_equals_one_device_on_the_same_global_batch():
+    # Two workers on localhost, one CPU each, the global batch of 4 split 2 + 2.
+    script = os.path.join(HERE, "_multiworker_check.py")
+    ports = [str(_free_port()), str(_free_port())]
+    workers = _cluster(lambda i: [sys.executable, script, "worker", str(i), *ports])
+    single = subprocess.run([sys.executable, script, "single"], capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    expected = json.loads(single.stdout.strip().splitlines()[-1])
+    for output in workers:
+        got = json.loads(output.strip().splitlines()[-1])
+        assert got["replicas"] == 2 and expected["replicas"] == 1
+        # All positives are on worker 0: per-worker normalisation would halve its loss.
+        assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+        np.testing.assert_allclose(got["weights"], expected["weights"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["weight_abs"], expected["weight_abs"], rtol=1e-5)
+
+
+def test_cli_trains_with_the_multiworker_strategy(tmp_path):
+    from data_generator.synthetic_shapes import make_shapes_dataset
+
+    info = make_shapes_dataset(str(tmp_path / "shapes"), n_trainval=8, n_test=2, seed=1, verbose=False)
+    ports = [str(_free_port()), str(_free_port())]
+    out = str(tmp_path / "run")
+
+    def env(i):
+        cluster = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
+        return dict(os.environ, TF_CONFIG=json.dumps(cluster), TF_CPP_MIN_LOG_LEVEL="3")
+
+    argv = [sys.executable, "-m", "ssd_keras_cli", "train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4",
+            "--optimizer", "adam", "--augment", "flip", "--classes", ",".join(info["classes"][1:]), "--seed", "0", "--quiet",
+            "--epochs", "1", "--strategy", "multiworker", "--out", out, "--data-format", "voc", "--images-dir", info["images_dir"],
+            "--image-set", info["trainval"], "--annotations", info["annotations_dir"]]
+    _cluster(lambda i: argv, env)
+    for folder in (out, os.path.join(out, "worker-1")):  # the chief's files, and worker 1's apart
+        assert os.path.isfile(os.path.join(folder, "model.keras"))
+        with open(os.path.join(folder, "training_log.csv")) as f:
+            rows = f.read().split()
+        assert len(rows) == 2
+    with open(os.path.join(out, "training_log.csv")) as f, open(os.path.join(out, "worker-1", "training_log.csv")) as g:
+        assert f.read() == g.read()  # both workers log the same global loss
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
     x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("float32")
@@ -119,6 +186,30 @@ def test_tflite_ssd7_with_fast_decoding_matches_keras(exported):
     detector, _ = exported[True]
     images = np.random.default_rng(6).integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
     np.testing.assert_allclose(run_tflite(exported["tflite"], images), detector.predict(images.astype("float32"), verbose=0), atol=0.01)
+
+
+def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp_path):
+    import tensorflow as tf
+
+    from ssd_keras_cli.export import convert_tflite, export_saved_model, run_tflite
+
+    keras.utils.set_random_seed(0)
+    model, _ = build("ssd300", model_kwargs("ssd300", 20), "inference_fast", confidence_thresh=0.2, top_k=20)
+    images = np.random.default_rng(0).integers(0, 256, (1, 300, 300, 3)).astype(np.uint8)
+    # Random heads give saturated scores and exploding boxes; scale them to what a trained
+    # model gives (logits of order 1, offsets of order 0.5), so that scores do not tie.
+    heads = [layer for layer in model.layers if layer.name.endswith(("_mbox_conf", "_mbox_loc"))]
+    features = keras.Model(model.input, [layer.input for layer in heads]).predict(images.astype("float32"), verbose=0)
+    for layer, feature in zip(heads, features):
+        kernel, bias = layer.get_weights()
+        spread = np.std(np.tensordot(feature[0], kernel[1, 1], axes=1))
+        layer.set_weights([kernel / spread * (1.5 if layer.name.endswith("conf") else 0.5), bias])
+    tflite = convert_tflite(export_saved_model(model, str(tmp_path / "saved")), str(tmp_path / "ssd300.tflite"))  # builtins only
+    ops = {op["op_name"] for op in tf.lite.Interpreter(model_path=tflite)._get_ops_details()}
+    assert {"CONV_2D", "L2_NORMALIZATION", "SOFTMAX", "EXP"} <= ops and not any(op.startswith("Flex") for op in ops)
+    expected = model.predict(images.astype("float32"), verbose=0)
+    assert (expected[0, :, 0] > 0).sum() == 20  # top_k boxes found
+    np.testing.assert_allclose(run_tflite(tflite, images), expected, atol=2e-3)
 
 
 def test_tflite_refuses_combined_nms_without_flex(exported, tmp_path):
