@@ -16,7 +16,7 @@ import json
 import os
 import time
 
-DEMO = dict(image_size=(128, 128, 3), n_trainval=600, n_test=120, epochs=22, batch_size=4, learning_rate=1e-3)
+DEMO = dict(image_size=(128, 128, 3), n_trainval=800, n_test=120, epochs=22, batch_size=4, learning_rate=1e-3)
 SMOKE = dict(image_size=(64, 64, 3), n_trainval=16, n_test=8, epochs=1, batch_size=4, learning_rate=1e-3)
 MODEL_OVERRIDES = dict(variances=[0.1, 0.1, 0.2, 0.2])
 ENCODER_OVERRIDES = dict(neg_iou_limit=0.5)
@@ -62,7 +62,7 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
                            batch_size=settings["batch_size"], optimizer="adam", learning_rate=settings["learning_rate"],
                            lr_schedule="steps", lr_boundaries=[max(1, round(0.75 * epochs))], augment="flip", seed=seed,
                            model_overrides=MODEL_OVERRIDES, encoder_overrides=ENCODER_OVERRIDES, materialize=True,
-                           verbose=2 if verbose else 0)
+                           workers=2, use_multiprocessing=True, verbose=2 if verbose else 0)
     train_time = time.time() - start
 
     height, width = settings["image_size"][:2]

@@ -72,12 +72,23 @@ def convert_tflite(saved_model_path, path, allow_flex=False):
     return path
 
 
+def tflite_interpreter(path):
+    """An interpreter of the ``.tflite`` file `path`: LiteRT's (``pip install
+    ai-edge-litert``, the ``export`` extra) when installed, else TensorFlow's deprecated
+    ``tf.lite.Interpreter``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=path)
+
+
 def run_tflite(path, images):
     """Runs a converted model on uint8 images; returns the detections array."""
     import numpy as np
-    import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner("serve")
+    runner = tflite_interpreter(path).get_signature_runner("serve")
     outputs = runner(images=np.asarray(images, dtype=np.uint8))
     return next(iter(outputs.values()))

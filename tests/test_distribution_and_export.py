@@ -189,9 +189,7 @@ def test_tflite_ssd7_with_fast_decoding_matches_keras(exported):
 
 
 def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp_path):
-    import tensorflow as tf
-
-    from ssd_keras_cli.export import convert_tflite, export_saved_model, run_tflite
+    from ssd_keras_cli.export import convert_tflite, export_saved_model, run_tflite, tflite_interpreter
 
     keras.utils.set_random_seed(0)
     model, _ = build("ssd300", model_kwargs("ssd300", 20), "inference_fast", confidence_thresh=0.2, top_k=20)
@@ -205,7 +203,7 @@ def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp
         spread = np.std(np.tensordot(feature[0], kernel[1, 1], axes=1))
         layer.set_weights([kernel / spread * (1.5 if layer.name.endswith("conf") else 0.5), bias])
     tflite = convert_tflite(export_saved_model(model, str(tmp_path / "saved")), str(tmp_path / "ssd300.tflite"))  # builtins only
-    ops = {op["op_name"] for op in tf.lite.Interpreter(model_path=tflite)._get_ops_details()}
+    ops = {op["op_name"] for op in tflite_interpreter(tflite)._get_ops_details()}
     assert {"CONV_2D", "L2_NORMALIZATION", "SOFTMAX", "EXP"} <= ops and not any(op.startswith("Flex") for op in ops)
     expected = model.predict(images.astype("float32"), verbose=0)
     assert (expected[0, :, 0] > 0).sum() == 20  # top_k boxes found
