@@ -198,8 +198,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         materialize: build each epoch's batches up front and train from the arrays
             (one `fit` call per epoch). For data sets whose encoded epoch fits in memory,
             on small CPUs, where building batches during the steps competes with the
-            training threads for the cores (measured on 2 cores: 71-73 ms per SSD7 step
-            from arrays against 81-86 ms from the adapter).
+            training threads for the cores (measured on 2 cores: 71-85 ms per SSD7 step
+            from arrays against 80-102 ms from the adapter; `benchmarks/bench_fit.py`).
             Callbacks that keep state across epochs inside one `fit` call
             (ReduceLROnPlateau, EarlyStopping) restart every epoch, so use the 'steps'
             or 'constant' schedule with it.
