@@ -74,6 +74,18 @@ def random_predictions(rng, encoder, batch_size):
     return y_pred
 
 
+def run_times(fn, repeats, warmup=0):
+    """Seconds taken by each of `repeats` calls of `fn()`, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
 def timed(fn, inputs, repeats):
     times = []
     for i in range(repeats):

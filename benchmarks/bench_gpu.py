@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -32,21 +31,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.bench_core import random_labels  # noqa: E402
+from benchmarks.bench_core import random_labels, run_times  # noqa: E402
 from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
 from ssd_keras_cli.configs import build, make_encoder, model_kwargs  # noqa: E402
 from ssd_keras_cli.training import set_precision  # noqa: E402
 
 
 def _median_seconds(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(run_times(fn, repeats, warmup)))
 
 
 def training_images_per_second(name, kwargs, precision, batch, steps, repeats, rng):

@@ -16,7 +16,6 @@ sees one, else on the CPU.
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -28,21 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.bench_core import SSD300_VOC, random_labels  # noqa: E402
+from benchmarks.bench_core import SSD300_VOC, random_labels, run_times  # noqa: E402
 from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
 from models.keras_ssd300 import ssd_300  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 
 
 def median_ms(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return np.percentile(np.array(times) * 1e3, [25, 50, 75])
+    return np.percentile(run_times(fn, repeats, warmup) * 1e3, [25, 50, 75])
 
 
 def main():
