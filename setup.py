@@ -1,10 +1,13 @@
-"""ssd_keras for Keras 3 / TensorFlow 2.21.
+"""ssd_keras for Keras 3, on TensorFlow, JAX or PyTorch.
 
 Installs the original's top-level packages under their original names, so
 ``from models.keras_ssd300 import ssd_300`` and friends work from any directory.
 
-TensorFlow is an extra because CPU and GPU users install different wheels:
-``pip install .[cpu]`` (tensorflow-cpu) or ``pip install .[gpu]`` (tensorflow[and-cuda]).
+The backends are extras, because CPU and GPU users install different wheels:
+``pip install .[cpu]`` (tensorflow-cpu) or ``.[gpu]`` (tensorflow[and-cuda]);
+``.[jax]`` (jax; ``jax[cuda12]`` for GPUs, see JAX's install guide); ``.[torch]``
+(torch; pick the CPU or CUDA wheel with pip's ``--index-url``, see pytorch.org).
+Keras itself needs none of them to import; set ``KERAS_BACKEND`` to choose.
 """
 
 from setuptools import setup
@@ -24,7 +27,7 @@ PACKAGES = [
 setup(
     name="ssd-keras",
     version="0.1.0",
-    description="SSD (Single Shot MultiBox Detector) for Keras 3 and TensorFlow 2.21, a faithful port of ssd_keras",
+    description="SSD (Single Shot MultiBox Detector) for Keras 3 on TensorFlow, JAX or PyTorch, a faithful port of ssd_keras",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
@@ -41,6 +44,8 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.0"],
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
+        "jax": ["jax>=0.4.36"],
+        "torch": ["torch>=2.4"],
         "coco": ["pycocotools>=2.0.8"],
         "export": ["ai-edge-litert>=2.3"],  # LiteRT, the successor of tf.lite.Interpreter, to run .tflite files
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbmake>=1.5", "matplotlib>=3.8", "ipykernel>=6.29",

@@ -4,37 +4,84 @@ Keras' own ``use_multiprocessing`` sends every batch back through a pipe: a batc
 SSD300 targets is 18 MB (16 x 8732 x 33 float32), and pickling it, writing it to the pipe
 and reading it back costs more than building it. Here each worker writes the large arrays
 of a batch into one of a fixed set of shared-memory slots, mapped before the workers are
-forked, and sends only their layout (offset, shape, dtype) through the queue. The parent
+forked, and sends only their layout (offset, shape, dtype) through a pipe. The parent
 wraps the slot in arrays without copying; the slot goes back to the workers when the last
 of those arrays (and anything viewing it, a tensor that aliases it included) is freed.
 
-Workers are forked, so they see the data set and the transformations as they were at the
-moment the pool started, without pickling them. Platforms without ``fork`` (Windows,
-macOS' default) use Keras' own process pool instead (see `DataGenerator.keras_dataset`).
+How the workers start depends on the Keras backend (`default_start_method`):
+
+* ``fork`` (TensorFlow; PyTorch until CUDA is initialised, as PyTorch's own DataLoader
+  does): the workers see the data set and the transformations as they were when the
+  pool started, without pickling them, and inherit the slots.
+* ``forkserver`` (JAX; PyTorch once CUDA is initialised): JAX runs threads from its
+  first computation on, and a fork copies their locks in whatever state they are
+  (JAX warns that this "will likely lead to a deadlock"); a CUDA context does not
+  survive a fork either. The workers are then forked from a clean server process that
+  never ran the backend: the task function (the data set) is pickled to them once,
+  and they map the slots through ``/proc/<pid>/fd`` (the slots are memfd files, which
+  also keeps them off ``/dev/shm`` and its size limit in containers).
+
+Platforms without either (Windows, macOS' default) use Keras' own process pool instead
+(see `DataGenerator.keras_dataset`).
 """
 
+import contextlib
 import ctypes
+import gc
+import io
 import mmap
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
+import pickle
 import signal
 import sys
 import threading
 import time
 import traceback
+import types
+import warnings
 import weakref
 
 import numpy as np
 
-# Arrays smaller than this travel pickled: the queue is cheaper than a slot for them.
+# Arrays smaller than this travel pickled: the pipe is cheaper than a slot for them.
 _MIN_SHARED_BYTES = 1 << 16
 _ALIGN = 64
+
+
+START_METHODS = ("fork", "forkserver")
 
 
 def fork_available():
     """Whether batch workers can be forked on this platform."""
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def default_start_method():
+    """How batch workers start under the Keras backend in use (module docstring).
+
+    'forkserver' for JAX, and for PyTorch once CUDA is initialised; 'fork' otherwise.
+    The environment variable ``SSD_KERAS_START_METHOD`` overrides the choice.
+    """
+    chosen = os.environ.get("SSD_KERAS_START_METHOD")
+    if chosen:
+        return chosen
+    if not _forkserver_available():
+        return "fork"
+    keras = sys.modules.get("keras")
+    backend = keras.backend.backend() if keras is not None else os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "jax":
+        return "forkserver"
+    torch = sys.modules.get("torch")
+    if backend == "torch" and torch is not None and torch.cuda.is_initialized():
+        return "forkserver"
+    return "fork"
+
+
+def _forkserver_available():
+    return ("forkserver" in multiprocessing.get_all_start_methods() and hasattr(os, "memfd_create")
+            and os.path.isdir(f"/proc/{os.getpid()}/fd"))
 
 
 class WorkerError(RuntimeError):
@@ -50,16 +97,16 @@ def shared_bytes(batch):
     return sum(_aligned(x.nbytes) for x in batch if _goes_shared(x))
 
 
-def _goes_shared(x):
-    return isinstance(x, np.ndarray) and x.dtype != object and x.nbytes >= _MIN_SHARED_BYTES
+def _goes_shared(x, min_bytes=None):
+    return isinstance(x, np.ndarray) and x.dtype != object and x.nbytes >= (_MIN_SHARED_BYTES if min_bytes is None else min_bytes)
 
 
-def _pack(batch, slot):
+def _pack(batch, slot, min_bytes=None):
     """Writes the large arrays of `batch` into `slot` (a mmap, or None); returns the layout:
     one ``('shared', offset, shape, dtype)`` or ``('object', value)`` entry per element."""
     layout, offset = [], 0
     for x in batch:
-        if slot is not None and _goes_shared(x) and offset + x.nbytes <= len(slot):
+        if slot is not None and _goes_shared(x, min_bytes) and offset + x.nbytes <= len(slot):
             np.frombuffer(slot, dtype=x.dtype, count=x.size, offset=offset).reshape(x.shape)[...] = x
             layout.append(("shared", offset, x.shape, x.dtype.str))
             offset += _aligned(x.nbytes)
@@ -99,12 +146,29 @@ class BatchWorkers:
     the pool be garbage-collected) to stop the workers.
     """
 
-    def __init__(self, build, workers, slot_bytes, n_slots):
+    def __init__(self, build, workers, slot_bytes, n_slots, start_method=None):
+        start_method = start_method or default_start_method()
+        if start_method not in START_METHODS:
+            raise ValueError(f"Expected `start_method` to be one of {set(START_METHODS)}. Received: start_method={start_method!r}")
+        if start_method == "forkserver" and not _forkserver_available():
+            raise WorkerError("The 'forkserver' start method needs Linux (memfd and /proc); use 'fork'.")
         if not fork_available():
             raise WorkerError("Batch worker processes need the 'fork' start method, which this platform lacks.")
-        context = multiprocessing.get_context("fork")
+        task = build
+        if start_method == "forkserver":
+            task, main_names = _payload(build)
+            if main_names:
+                warnings.warn(f"Batch workers fork instead of starting from a fork server: the data set uses "
+                              f"{', '.join(sorted(main_names))}, defined in __main__ (a notebook or a script), which a fresh "
+                              "process cannot import. Define them in a module to let the workers start clean.", stacklevel=3)
+                start_method, task = "fork", build
+        self.start_method = start_method
+        context = multiprocessing.get_context(start_method)
         self.slot_bytes = max(int(slot_bytes), _ALIGN)
-        self._slots = [mmap.mmap(-1, self.slot_bytes) for _ in range(n_slots)]
+        self._fds = [os.memfd_create(f"ssd_keras_slot_{k}") for k in range(n_slots)] if hasattr(os, "memfd_create") else []
+        for fd in self._fds:
+            os.ftruncate(fd, self.slot_bytes)
+        self._slots = [mmap.mmap(fd, self.slot_bytes) for fd in self._fds] or [mmap.mmap(-1, self.slot_bytes) for _ in range(n_slots)]
         # These exports also keep the maps from being closed while the pool lives.
         self._exports = [ctypes.c_char.from_buffer(slot) for slot in self._slots]
         self._addresses = [ctypes.addressof(export) for export in self._exports]
@@ -112,29 +176,27 @@ class BatchWorkers:
         self._holders = [0] * n_slots
         self._lock = threading.RLock()  # a lease can die, and release, inside a locked section
         self._tasks = context.SimpleQueue()
-        self._results = context.Queue()
+        # One result pipe per worker, not one shared queue: a worker killed halfway through
+        # sending leaves a partial message only in its own pipe, which then reads as EOF
+        # (the parent keeps no copy of its writing end), instead of blocking the reader.
+        self._readers = []
         self._ready = {}
         self._pending = set()
         self._discarded = set()
         self.unshared_tasks = 0  # tasks submitted while every slot was taken (their arrays are pickled)
         self._processes = []
-        # OpenCV's thread pool does not survive a fork: a child that touches it (even to
-        # resize it) can wait forever on threads it does not have. Forked while OpenCV is
-        # single-threaded, the children never use the pool.
-        cv2 = sys.modules.get("cv2")
-        cv2_threads = cv2.getNumThreads() if cv2 is not None else None
-        if cv2 is not None:
-            cv2.setNumThreads(1)
-        try:
+        # Forked workers inherit the slots; forkserver ones open them through /proc.
+        slots = self._slots if start_method == "fork" else _SlotFiles(os.getpid(), self._fds, self.slot_bytes)
+        with _starting(start_method):
             for worker_id in range(workers):
-                process = context.Process(target=_worker_loop, args=(build, self._slots, self._tasks, self._results, worker_id),
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(target=_worker_loop, args=(task, slots, self._tasks, writer, worker_id, _MIN_SHARED_BYTES),
                                           daemon=True, name=f"ssd_keras batch worker {worker_id}")
                 process.start()
+                writer.close()  # before the next fork: only this worker may hold its writing end
                 self._processes.append(process)
-        finally:
-            if cv2 is not None:
-                cv2.setNumThreads(cv2_threads)
-        self._finalizer = weakref.finalize(self, _shutdown, self._processes, self._tasks)
+                self._readers.append(reader)
+        self._finalizer = weakref.finalize(self, _shutdown, self._processes, self._tasks, self._fds, self._readers)
 
     @property
     def free_slots(self):
@@ -162,24 +224,25 @@ class BatchWorkers:
         if key not in self._pending:
             raise KeyError(f"No task {key!r} was submitted.")
         deadline = None if timeout is None else time.monotonic() + timeout
+        sentinels = {process.sentinel: process for process in self._processes}
         while key not in self._ready:
-            try:
-                result = self._results.get(timeout=1.0 if timeout is None else max(0.0, min(1.0, deadline - time.monotonic())))
-            except queue.Empty:
-                dead = [p for p in self._processes if not p.is_alive()]
-                if dead:
-                    self.close()
-                    raise WorkerError(f"Batch worker process {dead[0].name!r} died (exit code {dead[0].exitcode}); "
-                                      "the system may be out of memory.") from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"Task {key!r} not done within {timeout} s.") from None
-                continue
-            if result[0] in self._discarded:
-                self._discarded.discard(result[0])
-                if result[1] is not None:
-                    self._release(result[1])
-            else:
-                self._ready[result[0]] = result[1:]
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = multiprocessing.connection.wait(self._readers + list(sentinels), timeout=wait)
+            if not ready:
+                raise TimeoutError(f"Task {key!r} not done within {timeout} s.")
+            for source in ready:
+                if source in sentinels:  # a worker ended: the batches it held are lost
+                    self._died(sentinels[source])
+                try:
+                    result = source.recv()
+                except (EOFError, OSError):  # its worker died while sending
+                    self._died(self._processes[self._readers.index(source)])
+                if result[0] in self._discarded:
+                    self._discarded.discard(result[0])
+                    if result[1] is not None:
+                        self._release(result[1])
+                else:
+                    self._ready[result[0]] = result[1:]
         self._pending.discard(key)
         slot, layout, error = self._ready.pop(key)
         if error is not None:
@@ -187,6 +250,12 @@ class BatchWorkers:
                 self._release(slot)
             raise error
         return self._unpack(slot, layout)
+
+    def _died(self, process):
+        process.join(timeout=1)
+        self.close()
+        raise WorkerError(f"Batch worker process {process.name!r} died (exit code {process.exitcode}); the system may be out "
+                          "of memory.")
 
     def discard(self, keys):
         """Forgets the tasks `keys`: results already here are dropped, later ones on arrival."""
@@ -248,7 +317,97 @@ class _SlotRelease:
             pool._release_share(self._slot)
 
 
-def _shutdown(processes, tasks):
+@contextlib.contextmanager
+def _starting(start_method):
+    """What starting workers takes besides `Process.start`.
+
+    fork: OpenCV's thread pool does not survive a fork (a child that touches it, even to
+    resize it, can wait forever on threads it does not have), so OpenCV is made
+    single-threaded around the fork; and the parent's objects are collected and frozen
+    first, so that no child ever runs the finaliser of an inherited object (a backend's
+    tensor, say, whose runtime the child does not have).
+
+    forkserver: the main module is hidden, so that neither the fork server nor the
+    workers import it again (re-running a script that lacks an ``if __name__ ==
+    "__main__"`` guard); the task never refers to it (see `_payload`).
+    """
+    if start_method == "forkserver":
+        main = sys.modules.get("__main__")
+        saved = dict(main.__dict__) if main is not None else {}
+        if main is not None:
+            main.__spec__ = None
+            main.__dict__.pop("__file__", None)
+        try:
+            yield
+        finally:
+            if main is not None:
+                main.__spec__ = saved.get("__spec__")
+                if "__file__" in saved:
+                    main.__file__ = saved["__file__"]
+        return
+    cv2 = sys.modules.get("cv2")
+    cv2_threads = cv2.getNumThreads() if cv2 is not None else None
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if cv2 is not None:
+            cv2.setNumThreads(cv2_threads)
+
+
+class _MainProbe(pickle.Pickler):
+    """Pickles, and notes every class or function that lives in ``__main__``."""
+
+    def __init__(self, file):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.main_names = set()
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            self.main_names.add(getattr(obj, "__qualname__", repr(obj)))
+        return NotImplemented
+
+
+def _payload(build):
+    """(`build` pickled once for every forkserver worker, the names it uses from ``__main__``)."""
+    buffer = io.BytesIO()
+    probe = _MainProbe(buffer)
+    probe.dump(build)
+    return _Pickled(buffer.getvalue()), probe.main_names
+
+
+class _Pickled:
+    """A task function sent pickled (one serialisation for all workers)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def load(self):
+        return pickle.loads(self.data)
+
+
+class _SlotFiles:
+    """What a forkserver worker needs to map the parent's slots: its pid, the memfds, the size."""
+
+    def __init__(self, pid, fds, size):
+        self.pid, self.fds, self.size = pid, list(fds), size
+
+    def open(self):
+        slots = []
+        for fd in self.fds:
+            own = os.open(f"/proc/{self.pid}/fd/{fd}", os.O_RDWR)
+            try:
+                slots.append(mmap.mmap(own, self.size))
+            finally:
+                os.close(own)
+        return slots
+
+
+def _shutdown(processes, tasks, fds=(), readers=()):
     for _ in processes:
         try:
             tasks.put(None)
@@ -259,11 +418,26 @@ def _shutdown(processes, tasks):
         if process.is_alive():
             process.terminate()
             process.join(timeout=2)
+    for reader in readers:
+        reader.close()
+    for fd in fds:  # the mappings (ours, and arrays still in use) keep the memory alive
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
-def _worker_loop(build, slots, tasks, results, worker_id):
+def _worker_loop(build, slots, tasks, results, worker_id, min_shared_bytes=_MIN_SHARED_BYTES):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ["SSD_KERAS_BATCH_WORKER"] = str(worker_id)
+    if isinstance(slots, _SlotFiles):
+        # A fresh process from the fork server, whose OpenCV never started its thread
+        # pool: one thread each, as the forked workers have.
+        slots = slots.open()
+        build = build.load()
+        cv2 = sys.modules.get("cv2")
+        if cv2 is not None:
+            cv2.setNumThreads(1)
     while True:
         item = tasks.get()
         if item is None:
@@ -271,16 +445,14 @@ def _worker_loop(build, slots, tasks, results, worker_id):
         key, slot, task = item
         try:
             batch = build(task)
-            results.put((key, slot, _pack(batch, None if slot is None else slots[slot]), None))
+            results.send((key, slot, _pack(batch, None if slot is None else slots[slot], min_shared_bytes), None))
         except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
-            results.put((key, slot, None, _portable(error)))
+            results.send((key, slot, None, _portable(error)))
 
 
 def _portable(error):
     """`error` if it survives pickling, else a WorkerError with its text; the worker's
     traceback goes along as a note."""
-    import pickle
-
     note = "Raised in a batch worker process:\n" + "".join(traceback.format_exception(error))
     try:
         error.add_note(note)

@@ -1,9 +1,9 @@
 """`DecodeDetections`: Caffe's ``DetectionOutput`` as a Keras layer, for 'inference' mode."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from keras_layers._decoding import DecodeLayerBase, xy_to_yx
+from keras_layers._decoding import DecodeLayerBase, select
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
@@ -14,9 +14,9 @@ class DecodeDetections(DecodeLayerBase):
     positive class, the boxes scoring strictly above `confidence_thresh` go through
     greedy NMS (suppressed when their IoU with a better kept box of that class is
     above `iou_threshold`), at most `nms_max_output_size` per class survive, and the
-    `top_k` best of all classes are returned. One batched
-    `tf.image.combined_non_max_suppression` does the work for every image and class
-    (the original nested two `tf.map_fn`).
+    `top_k` best of all classes are returned. The result equals the NumPy decoder's
+    (ties included), on every Keras backend: one greedy loop over the (anchor, class)
+    candidates of the whole batch at once, in `keras.ops` (see `keras_layers._decoding`).
 
     Args:
         confidence_thresh: minimum class score, exclusive.
@@ -47,18 +47,15 @@ class DecodeDetections(DecodeLayerBase):
 
     def call(self, inputs):
         scores, boxes = self._decode(inputs)
-        nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
-            xy_to_yx(boxes)[:, :, None, :],
-            scores[..., 1:],  # background excluded
-            max_output_size_per_class=self.nms_max_output_size,
-            max_total_size=self.top_k,
-            iou_threshold=self.iou_threshold if self.iou_threshold else 0.0,
-            score_threshold=self.confidence_thresh,
-            pad_per_class=False,
-            clip_boxes=False,
-        )
-        is_valid = tf.range(self.top_k)[None, :] < valid[:, None]
-        class_ids = tf.where(is_valid, nms_classes + 1.0, 0.0)
-        nms_scores = tf.where(is_valid, nms_scores, 0.0)
-        nms_boxes = tf.where(is_valid[..., None], xy_to_yx(nms_boxes), 0.0)
-        return tf.concat([class_ids[..., None], nms_scores[..., None], nms_boxes], axis=-1)
+        n_classes = scores.shape[-1] - 1  # background excluded
+        batch = ops.shape(scores)[0]
+        # Candidate a * n_classes + c is anchor a with class c + 1, as numbered by the NumPy decoder.
+        flat = ops.reshape(scores[..., 1:], (batch, scores.shape[1] * n_classes))
+        flat = ops.where(flat > self.confidence_thresh, flat, float("-inf"))
+        labels = ops.broadcast_to(ops.tile(ops.arange(n_classes, dtype="int32"), (scores.shape[1],))[None, :], ops.shape(flat))
+        candidates, valid = select(flat, boxes, labels, self.iou_threshold, self.top_k, self.nms_max_output_size, n_classes,
+                                   box_of=lambda numbers: numbers // n_classes)
+        confidences = ops.take_along_axis(flat, candidates, axis=1)
+        kept_boxes = ops.take_along_axis(boxes, ops.broadcast_to((candidates // n_classes)[..., None], ops.shape(candidates) + (4,)),
+                                         axis=1)
+        return self._rows(candidates % n_classes + 1, confidences, kept_boxes, valid)

@@ -1,9 +1,9 @@
 """`DecodeDetectionsFast`: one class per anchor and one class-agnostic NMS, for 'inference_fast' mode."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from keras_layers._decoding import DecodeLayerBase, xy_to_yx
+from keras_layers._decoding import DecodeLayerBase, first_max, select
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
@@ -15,38 +15,27 @@ class DecodeDetectionsFast(DecodeLayerBase):
     background are dropped even if a positive class clears `confidence_thresh`; the
     rest must score strictly above it; one greedy NMS over all classes keeps at most
     `nms_max_output_size` boxes, of which the `top_k` best are returned. An
-    `iou_threshold` of 0 or None turns the NMS off, as in the NumPy decoder.
-
-    TensorFlow has no batched class-agnostic NMS that returns indices and is exact
-    (`non_max_suppression_padded` suppresses at ``IoU >= threshold`` and stops its
-    in-tile iteration on a heuristic), so one `tf.map_fn` over the images runs
-    `tf.image.non_max_suppression` on each.
+    `iou_threshold` of 0 or None turns the NMS off, as in the NumPy decoder. The
+    result equals the NumPy decoder's on every backend (`keras_layers._decoding`).
 
     Args, call arguments, returns and raises: as `DecodeDetections`.
     """
 
     def call(self, inputs):
         scores, boxes = self._decode(inputs)
-        class_ids = tf.argmax(scores, axis=-1, output_type=tf.int32)
-        confidences = tf.reduce_max(scores, axis=-1)
-        keep = (class_ids > 0) & (confidences > self.confidence_thresh)
-        masked = tf.where(keep, confidences, float("-inf"))
-        rows = tf.concat([tf.cast(class_ids, tf.float32)[..., None], confidences[..., None], boxes], axis=-1)
+        class_ids = first_max(scores, axis=-1)
+        confidences = ops.max(scores, axis=-1)
+        # The argmax is background exactly when the background score is the maximum.
+        keep = (scores[..., 0] < confidences) & (confidences > self.confidence_thresh)
+        masked = ops.where(keep, confidences, float("-inf"))
         # IoU never exceeds 1, so a threshold of 1 suppresses nothing.
         iou_threshold = self.iou_threshold if self.iou_threshold else 1.0
-        top_k = self.top_k
-        max_output = self.nms_max_output_size
-
-        def one_image(args):
-            image_rows, image_boxes, image_scores = args
-            selected = tf.image.non_max_suppression(
-                xy_to_yx(image_boxes), image_scores, max_output, iou_threshold=iou_threshold, score_threshold=float("-inf")
-            )
-            # The NMS ignores no score by itself: drop the masked (-inf) candidates here.
-            selected = tf.boolean_mask(selected, tf.gather(image_scores, selected) > float("-inf"))[:top_k]
-            chosen = tf.gather(image_rows, selected)
-            return tf.pad(chosen, [[0, top_k - tf.shape(chosen)[0]], [0, 0]])
-
-        return tf.map_fn(
-            one_image, (rows, boxes, masked), fn_output_signature=tf.TensorSpec((top_k, 6), tf.float32)
-        )
+        n_kept = min(self.top_k, self.nms_max_output_size)
+        labels = ops.zeros_like(class_ids)  # one class-agnostic NMS
+        candidates, valid = select(masked, boxes, labels, iou_threshold, n_kept)
+        if n_kept < self.top_k:
+            pad = ((0, 0), (0, self.top_k - n_kept))
+            candidates, valid = ops.pad(candidates, pad), ops.pad(ops.cast(valid, "int32"), pad) > 0
+        pick = ops.take_along_axis
+        kept_boxes = pick(boxes, ops.broadcast_to(candidates[..., None], ops.shape(candidates) + (4,)), axis=1)
+        return self._rows(pick(class_ids, candidates, axis=1), pick(confidences, candidates, axis=1), kept_boxes, valid)

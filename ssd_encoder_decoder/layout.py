@@ -13,3 +13,5 @@ OFFSETS = slice(-12, -8)
 ANCHORS = slice(-8, -4)
 VARIANCES = slice(-4, None)
 N_BOX_CHANNELS = 12  # offsets + anchors + variances
+# The fewest channels a packed tensor can have: background, one class and the box channels.
+MIN_CHANNELS = 2 + N_BOX_CHANNELS

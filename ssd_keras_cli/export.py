@@ -6,11 +6,11 @@ ymin, xmax, ymax]`` in the model's input frame, zero rows where there are fewer 
 TensorFlow alone loads it (``tf.saved_model.load(path).serve(images)``), no Keras and
 no ssd_keras code.
 
-TFLite: models whose decoding layer is `DecodeDetectionsFast` (one NMS over all
-classes, per image) convert with the built-in TFLite ops only. `DecodeDetections`
-uses ``tf.image.combined_non_max_suppression``, which has no TFLite kernel: such models
-need the Flex delegate (``allow_flex=True``), or should be exported with
-``decode='fast'`` (see `with_decoding`).
+TFLite: models with either decoding layer convert with the built-in TFLite ops only
+(the layers are written in `keras.ops`; their greedy NMS becomes a ``WHILE`` loop).
+``allow_flex=True`` admits TensorFlow ops that TFLite lacks, for models of your own.
+
+Both need the TensorFlow backend; under JAX or PyTorch they raise `BackendError`.
 """
 
 import os
@@ -27,6 +27,10 @@ def export_saved_model(model, path):
             `inference.add_decoding` first).
     """
     import keras
+
+    from misc_utils.backend_utils import require_backend
+
+    require_backend("SavedModel export", "tensorflow")
     import tensorflow as tf
 
     if model.outputs[0].shape[-1] != 6 or len(model.outputs[0].shape) != 3:
@@ -57,7 +61,11 @@ def convert_tflite(saved_model_path, path, allow_flex=False):
 
     Raises:
         ConverterError: (TensorFlow's) when an op has no TFLite kernel and `allow_flex` is False.
+        BackendError: under a Keras backend other than TensorFlow.
     """
+    from misc_utils.backend_utils import require_backend
+
+    require_backend("TFLite conversion", "tensorflow")
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_path, signature_keys=["serve"])

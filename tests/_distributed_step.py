@@ -1,5 +1,6 @@
-"""One SGD step of SSD7 on a fixed global batch of 4, under a given strategy; used by the
-`_mirrored_check.py` and `_multiworker_check.py` scripts after they set TensorFlow up."""
+"""One SGD step of SSD7 on a fixed global batch of 4, under a given strategy (anything with
+a ``scope()``); used by `_mirrored_check.py`, `_multiworker_check.py` (tf.distribute) and
+`_data_parallel_check.py` (keras.distribution on JAX) after they set their devices up."""
 
 import keras
 import numpy as np
@@ -20,13 +21,13 @@ LABELS = [np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float), np.array([[
 def step(strategy):
     """Returns (loss, weights as float64 arrays) after one step under `strategy`."""
     keras.utils.set_random_seed(1)
-    with strategy.scope():
+    with strategy.scope():  # (fit too: a keras.distribution shards the batches only inside it)
         model, sizes = build("ssd7", KWARGS)
         for layer in model.layers:  # per-replica batch statistics would differ: freeze BN
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss=SSDLoss(neg_pos_ratio=3).compute_loss)
-    fix_multiworker(model)
-    y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
-    history = model.fit(X, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+        fix_multiworker(model)
+        y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+        history = model.fit(X, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
     return history.history["loss"][0], [w.astype(np.float64) for w in model.get_weights()]

@@ -1,13 +1,50 @@
 import os
+import subprocess
 import sys
 
-import numpy as np
-import pytest
+# The backend is fixed when Keras is first imported: `make test` runs the suite once under
+# TensorFlow, then the tests marked `backends` again with KERAS_BACKEND=jax and =torch.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+BACKEND = os.environ["KERAS_BACKEND"]
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # The tests import the packages from the checkout and the reference module from here.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# A feature of TensorFlow's own (tf.distribute, SavedModel, TFLite): skipped under the other backends.
+tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow feature")
+
+
+def run_under(backend, argv, env=None, timeout=600, check=True):
+    """Runs ``python argv...`` in a fresh process with Keras on `backend`; returns the
+    `subprocess.CompletedProcess` (stdout, stderr as text). The one way the tests run a
+    check under a backend other than this process's, which is fixed at import."""
+    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+                       PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]))
+    environment.update(env or {})
+    result = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=environment)
+    if check:
+        assert result.returncode == 0, f"{backend}: {' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-4000:]}"
+    return result
+
+
+def compiled(fn):
+    """`fn` traced and compiled by the backend (tf.function, jax.jit); PyTorch runs it eagerly."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
 
 SSD300_PREDICTOR_SIZES = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
 SSD300_AR = [[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3 + [[1.0, 2.0, 0.5]] * 2

@@ -129,6 +129,8 @@ def _build(task):
         return (cv2.resize(np.ones((600, 800, 3), np.uint8), (300, 300), interpolation=cv2.INTER_AREA),)
     if task == "large":
         return (np.arange(100_000, dtype=np.float64), "tag")
+    if task == "huge":  # larger than a slot and than a pipe's buffer: sent pickled, in many writes
+        return (np.ones(8_000_000, np.float32),)
     return (np.full((64, 1024), task, np.float32), np.arange(3), task)
 
 
@@ -155,6 +157,31 @@ def test_worker_pool_round_trip_large_arrays_and_errors():
     with pytest.raises(WorkerError, match="died \\(exit code 3\\)"):
         pool.get("x")
     assert not any(p.is_alive() for p in pool._processes)  # the pool closed itself
+
+
+def test_a_worker_killed_while_sending_a_batch_is_reported_not_waited_for():
+    # The worker blocks halfway through sending 32 MB nobody reads yet; killed there, it
+    # leaves a partial message. A queue shared by all workers then blocked the parent forever.
+    import signal
+    import time
+
+    def hung(*_):
+        raise TimeoutError("the parent hung on the dead worker's pipe")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(90)
+    try:
+        pool = BatchWorkers(_build, 1, 1 << 16, 2)
+        pool.submit("h", "huge")
+        time.sleep(3)  # built and stuck in the middle of sending
+        os.kill(pool._processes[0].pid, signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(WorkerError, match="died \\(exit code -9\\)"):
+            pool.get("h", timeout=60)
+        assert time.monotonic() - start < 30
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_workers_run_opencv_after_the_parent_used_its_thread_pool():
@@ -215,6 +242,7 @@ def test_index_out_of_range(tmp_path):
         data[2]
 
 
+@pytest.mark.backends
 def test_model_fit_from_worker_processes(tmp_path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras

@@ -14,6 +14,8 @@ from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast  
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast  # noqa: E402
 
+pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
+
 CONFIG = dict(img_height=120, img_width=160, n_classes=5, predictor_sizes=[(15, 20), (8, 10), (4, 5), (2, 3)],
               scales=[0.1, 0.25, 0.45, 0.7, 0.95], variances=[0.1, 0.1, 0.2, 0.2])
 
@@ -152,3 +154,46 @@ def test_errors():
         DecodeDetections(top_k=0, normalize_coords=False)
     with pytest.raises(ValueError, match="at least one class"):
         DecodeDetections(normalize_coords=False)(np.zeros((1, 4, 13), np.float32))
+
+
+def _pile_and_spread(n_pile=1100, n_spread=400):
+    """Raw 'corners' output (absolute, variances 1, zero offsets: each box is its anchor) of
+    one class: `n_pile` copies of one box scoring best, then `n_spread` disjoint boxes."""
+    pile = np.tile([0.0, 0.0, 10.0, 10.0], (n_pile, 1))
+    j = np.arange(n_spread)
+    spread = np.column_stack([(j % 20) * 20 + 100, (j // 20) * 20 + 100, (j % 20) * 20 + 110, (j // 20) * 20 + 110])
+    anchors = np.vstack([pile, spread])
+    scores = np.concatenate([0.9 - 1e-5 * np.arange(n_pile), 0.8 - 1e-4 * j])  # above background: kept by the fast rule too
+    y = np.zeros((1, n_pile + n_spread, 14), np.float32)
+    y[0, :, 0], y[0, :, 1] = 1 - scores, scores
+    y[0, :, 6:10], y[0, :, 10:] = anchors, 1.0
+    return y
+
+
+@pytest.mark.parametrize("layer_class, numpy_decoder", [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)])
+def test_all_candidates_are_used_when_the_best_ones_suppress_each_other(layer_class, numpy_decoder):
+    # The best 1024 candidates (the first pass) are one box 1100 times: one detection. The
+    # exact result needs the lower-scoring candidates too, which the second pass takes.
+    y = _pile_and_spread()
+    args = dict(confidence_thresh=0.01, iou_threshold=0.45, coords="corners", normalize_coords=False)
+    out = _layer_output(layer_class(top_k=50, **args), y)[0]
+    expected = numpy_decoder(y, top_k=50, input_coords="corners", **{k: v for k, v in args.items() if k != "coords"})[0]
+    assert len(expected) == 50 and expected[1, 1] == pytest.approx(0.8)  # 1 from the pile, 49 spread
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_ties_go_to_the_lower_anchor_then_the_lower_class():
+    # Anchors 0 and 1 hold the same box; scores tie everywhere. NumPy rule: candidates are
+    # numbered anchor-major, a tie goes to the lower number.
+    box = [0, 0, 10, 10]
+    row = [0.2, 0.4, 0.4, 0, 0, 0, 0, *box, 1, 1, 1, 1]
+    y = np.array([[row, row]], np.float32)
+    args = dict(confidence_thresh=0.1, iou_threshold=0.5, top_k=4, coords="corners", normalize_coords=False)
+    out = _layer_output(DecodeDetections(**args), y)[0]
+    # Class 1: anchor 0 kept, anchor 1 suppressed; class 2 likewise; (0, class 1) comes first.
+    np.testing.assert_allclose(out, [[1, 0.4, *box], [2, 0.4, *box], [0] * 6, [0] * 6], rtol=1e-6)
+    np.testing.assert_allclose(decode_detections(y, confidence_thresh=0.1, iou_threshold=0.5, top_k=4, input_coords="corners",
+                                                    normalize_coords=False)[0], out[:2], rtol=1e-6)
+    # Fast: each anchor takes class 1 (the first maximum), anchor 0 suppresses anchor 1.
+    out = _layer_output(DecodeDetectionsFast(**args), y)[0]
+    np.testing.assert_allclose(out, [[1, 0.4, *box]] + [[0] * 6] * 3, rtol=1e-6)

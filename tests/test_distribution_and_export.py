@@ -1,4 +1,6 @@
-"""Issue 7 on a CPU: MirroredStrategy on two logical devices, mixed precision, XLA, SavedModel and TFLite export."""
+"""TensorFlow's own features on a CPU: MirroredStrategy on two logical devices,
+MultiWorkerMirroredStrategy on a localhost cluster, SavedModel and TFLite export.
+(Mixed precision and XLA, which every backend has, are in test_backends.py.)"""
 
 import json
 import os
@@ -12,12 +14,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from ssd_keras_cli.configs import build, make_encoder, model_kwargs  # noqa: E402
+from conftest import tensorflow_only  # noqa: E402
+from ssd_keras_cli.configs import build, model_kwargs  # noqa: E402
+
+pytestmark = tensorflow_only
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
-LABELS = [np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float), np.array([[3, 10, 12, 50, 50]], float)]
 
 
 def test_mirrored_strategy_equals_one_device_on_the_same_global_batch():
@@ -97,57 +100,6 @@ def test_cli_trains_with_the_multiworker_strategy(tmp_path):
         assert f.read() == g.read()  # both workers log the same global loss
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
-    x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("float32")
-    keras.utils.set_random_seed(0)
-    reference, sizes = build("ssd7", KWARGS)
-    y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
-    try:
-        keras.mixed_precision.set_global_policy(policy)
-        model, _ = build("ssd7", KWARGS)
-        model.set_weights(reference.get_weights())
-        assert model.get_layer("classes4").compute_dtype == policy.split("_")[1]
-        assert model.output.dtype == "float32"  # predictions, and so the loss, in float32
-        low, high = model.predict(x, verbose=0), reference.predict(x, verbose=0)
-        tolerance = 0.02 if policy == "mixed_float16" else 0.1  # bfloat16 keeps 8 bits of mantissa
-        np.testing.assert_allclose(low[..., :4], high[..., :4], atol=tolerance)          # class probabilities
-        np.testing.assert_allclose(low[..., 4:8], high[..., 4:8], atol=5 * tolerance)    # offsets
-        np.testing.assert_allclose(low[..., 8:], high[..., 8:], atol=1e-6)              # anchors, variances: exact
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SSDLoss().compute_loss)
-        loss = model.train_on_batch(x, y)
-        assert np.isfinite(loss)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def test_l2_normalization_under_mixed_precision():
-    from keras_layers.keras_layer_L2Normalization import L2Normalization
-
-    x = np.random.default_rng(1).normal(size=(2, 5, 5, 8)).astype("float32") * 30
-    expected = L2Normalization(gamma_init=20)(x)
-    try:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        layer = L2Normalization(gamma_init=20)
-        out = layer(x)
-        assert layer.weights[0].dtype == "float32" and out.dtype == "float16"
-        np.testing.assert_allclose(np.asarray(out, dtype=np.float32), expected, rtol=2e-3, atol=2e-2)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def test_jit_compiled_training_step_matches_the_plain_one():
-    x = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3)).astype("float32")
-    losses = []
-    for jit in (False, True):
-        keras.utils.set_random_seed(3)
-        model, sizes = build("ssd7", KWARGS)
-        y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
-        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=SSDLoss().compute_loss, jit_compile=jit)
-        losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from ssd_keras_cli.export import convert_tflite, export_saved_model
@@ -210,11 +162,18 @@ def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp
     np.testing.assert_allclose(run_tflite(tflite, images), expected, atol=2e-3)
 
 
-def test_tflite_refuses_combined_nms_without_flex(exported, tmp_path):
-    from ssd_keras_cli.export import convert_tflite
+def test_tflite_ssd7_with_per_class_decoding_uses_builtin_ops_and_matches_keras(exported, tmp_path):
+    # DecodeDetections used to need TF's CombinedNonMaxSuppression, which TFLite lacks (Flex);
+    # written in keras.ops it converts to builtin ops.
+    from ssd_keras_cli.export import convert_tflite, run_tflite, tflite_interpreter
 
-    with pytest.raises(Exception, match="CombinedNonMaxSuppression"):
-        convert_tflite(exported[False][1], str(tmp_path / "x.tflite"))
+    detector, saved = exported[False]
+    tflite = convert_tflite(saved, str(tmp_path / "ssd7_per_class.tflite"))
+    assert not any(op["op_name"].startswith("Flex") for op in tflite_interpreter(tflite)._get_ops_details())
+    images = np.random.default_rng(7).integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+    expected = detector.predict(images.astype("float32"), verbose=0)
+    assert (expected[0, :, 1] > 0).sum() > 0
+    np.testing.assert_allclose(run_tflite(tflite, images), expected, atol=0.01)
 
 
 def test_export_needs_a_decoding_model(tmp_path):

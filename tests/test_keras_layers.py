@@ -12,6 +12,8 @@ from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
 from keras_layers.keras_layer_L2Normalization import L2Normalization  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 
+pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
+
 
 def _round_trip(model, tmp_path, x):
     path = str(tmp_path / "model.keras")

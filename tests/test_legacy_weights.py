@@ -15,6 +15,8 @@ from models.keras_ssd300 import ssd_300  # noqa: E402
 from models.legacy_weights import load_weights_by_name, read_legacy_h5  # noqa: E402
 from models.vgg16_reduced import save_vgg16_fc_reduced, vgg16_fc_reduced_weights  # noqa: E402
 
+pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
+
 SSD7_SCALES = [0.2, 0.4, 0.6, 0.8, 0.95]
 # Keras 2 names: trainable weights then non-trainable ones.
 KERAS2_NAMES = {

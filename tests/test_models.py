@@ -19,6 +19,8 @@ from models.keras_ssd300 import ssd_300  # noqa: E402
 from models.keras_ssd512 import SSD512_ASPECT_RATIOS, ssd_512  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 
+pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
+
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 SSD300_SCALES = SSD300_VOC["scales"]
 SSD512_SCALES = [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]

@@ -48,6 +48,7 @@ def test_errors():
         class_channel_indices([0, 1], 81, 100)
 
 
+@pytest.mark.backends
 def test_subsampling_a_weights_file_for_fewer_classes(tmp_path):
     from models.keras_ssd7 import build_model
     from models.legacy_weights import load_weights_by_name, read_legacy_h5

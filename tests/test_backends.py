@@ -1,0 +1,244 @@
+"""The same SSD on TensorFlow, JAX and PyTorch.
+
+`make test` runs this module under each backend (tests marked `backends`); the tests
+marked `once` drive every backend themselves, in fresh processes (`conftest.run_under`),
+and run in the TensorFlow session only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import BACKEND, ROOT, run_under
+from keras_loss_function.keras_ssd_loss import SSDLoss
+from ssd_keras_cli.configs import build, make_encoder, model_kwargs
+
+pytestmark = pytest.mark.backends
+once = pytest.mark.skipif(BACKEND != "tensorflow", reason="drives every backend itself: runs in the TensorFlow session")
+HERE = os.path.dirname(os.path.abspath(__file__))
+KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
+LABELS = [np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float), np.array([[3, 10, 12, 50, 50]], float)]
+OTHER_BACKENDS = ("jax", "torch")
+
+
+# ---------------------------------------------------------------- in this process's backend
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    reference, sizes = build("ssd7", KWARGS)
+    y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        model, _ = build("ssd7", KWARGS)
+        model.set_weights(reference.get_weights())
+        assert model.get_layer("classes4").compute_dtype == policy.split("_")[1]
+        assert model.output.dtype == "float32"  # predictions, and so the loss, in float32
+        low, high = model.predict(x, verbose=0), reference.predict(x, verbose=0)
+        tolerance = 0.02 if policy == "mixed_float16" else 0.1  # bfloat16 keeps 8 bits of mantissa
+        np.testing.assert_allclose(low[..., :4], high[..., :4], atol=tolerance)          # class probabilities
+        np.testing.assert_allclose(low[..., 4:8], high[..., 4:8], atol=5 * tolerance)    # offsets
+        np.testing.assert_allclose(low[..., 8:], high[..., 8:], atol=1e-6)              # anchors, variances: exact
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SSDLoss().compute_loss)
+        loss = model.train_on_batch(x, y)
+        assert np.isfinite(loss)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_l2_normalization_under_mixed_precision():
+    from keras_layers.keras_layer_L2Normalization import L2Normalization
+
+    x = np.random.default_rng(1).normal(size=(2, 5, 5, 8)).astype("float32") * 30
+    expected = keras.ops.convert_to_numpy(L2Normalization(gamma_init=20)(x))
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        layer = L2Normalization(gamma_init=20)
+        out = layer(x)
+        assert layer.weights[0].dtype == "float32" and keras.backend.standardize_dtype(out.dtype) == "float16"
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out).astype(np.float32), expected, rtol=2e-3, atol=2e-2)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="JAX always compiles the step (jit_compile=False runs it op by op, 30 s "
+                                                    "here); torch.compile of it takes about 80 s on 2 CPU cores (measured: the "
+                                                    "same losses)")
+def test_jit_compiled_training_step_matches_the_plain_one():
+    x = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    losses = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(3)
+        model, sizes = build("ssd7", KWARGS)
+        y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=SSDLoss().compute_loss, jit_compile=jit)
+        losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_decoding_layers_under_jit_compile_equal_the_numpy_decoders():
+    # XLA on TensorFlow and JAX, torch.compile on PyTorch: the same detections as the NumPy rule.
+    from keras_layers.keras_layer_DecodeDetections import DecodeDetections
+    from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
+    from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast
+    from test_decode_layers import _assert_parity, _raw_predictions
+
+    y = _raw_predictions(11)
+    args = dict(confidence_thresh=0.3, iou_threshold=0.45, img_height=120, img_width=160)
+    inputs = keras.Input(y.shape[1:])
+    model = keras.Model(inputs, [DecodeDetections(top_k=30, **args)(inputs), DecodeDetectionsFast(top_k=30, **args)(inputs)])
+    model.compile(jit_compile=True)
+    per_class, fast = model.predict(y, verbose=0)
+    _assert_parity(per_class, decode_detections(y, top_k=30, **args), 30)
+    _assert_parity(fast, decode_detections_fast(y, top_k=30, **args), 30)
+
+
+def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
+    from misc_utils.backend_utils import BackendError
+    from ssd_keras_cli.export import convert_tflite, export_saved_model
+    from ssd_keras_cli.training import make_strategy
+
+    if BACKEND == "tensorflow":
+        with pytest.raises(BackendError, match="data-parallel .* needs the 'jax' Keras backend, but Keras runs on 'tensorflow'"):
+            make_strategy("data-parallel")
+        return
+    for call, feature in ((lambda: make_strategy("mirrored"), "--strategy mirrored"),
+                          (lambda: make_strategy("multiworker"), "--strategy multiworker"),
+                          (lambda: export_saved_model(None, str(tmp_path / "saved")), "SavedModel export"),
+                          (lambda: convert_tflite(str(tmp_path), str(tmp_path / "x.tflite")), "TFLite conversion")):
+        with pytest.raises(BackendError, match=f"{feature}.* needs the 'tensorflow' Keras backend, but Keras runs on '{BACKEND}'"):
+            call()
+    if BACKEND == "torch":
+        with pytest.raises(BackendError, match="needs the 'jax' Keras backend"):
+            make_strategy("data-parallel")
+
+
+def test_batch_workers_start_as_the_backend_needs(tmp_path):
+    # JAX runs threads from its first computation on: its workers start from a fork
+    # server, without JAX's "os.fork() was called" warning; the batches stay the same.
+    from data_generator import batch_workers
+    from test_batch_workers import _data, _dataset
+
+    expected = {"tensorflow": "fork", "jax": "forkserver", "torch": "fork"}[BACKEND]
+    assert batch_workers.default_start_method() == expected
+    keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((64, 64)) @ keras.ops.ones((64, 64))))  # the backend is running
+    dataset = _dataset(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = _data(dataset, workers=2)
+        batches = [tuple(np.array(a) for a in data[i]) for i in range(len(data))]
+    assert data._pool.start_method == expected
+    data.close()
+    reference = _data(dataset, workers=1)  # built here, reseeded per batch as in the workers
+    for step, (x, y) in enumerate(batches):
+        x_ref, y_ref = reference._build((step, reference._batch_indices(step)))
+        np.testing.assert_array_equal(x, x_ref)
+        np.testing.assert_array_equal(y, y_ref)
+
+
+def _in_main(function):
+    """`function` as if a notebook cell or a script had defined it (pickled as ``__main__.<name>``)."""
+    main = sys.modules["__main__"]
+    function.__module__ = "__main__"
+    setattr(main, function.__qualname__, function)
+    return function
+
+
+def _double(task):
+    return (np.full((256, 256), task * 2.0, np.float32),)
+
+
+def test_forkserver_workers_fall_back_to_fork_for_objects_of_main():
+    from data_generator.batch_workers import BatchWorkers
+
+    build = _in_main(_double)
+    try:
+        with pytest.warns(UserWarning, match=r"fork instead .* uses _double, defined in __main__"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)  # JAX's, for the fork that follows
+            pool = BatchWorkers(build, 1, 1 << 20, 2, start_method="forkserver")
+        assert pool.start_method == "fork"
+        pool.submit(1, 3)
+        np.testing.assert_array_equal(pool.get(1, timeout=60)[0], 6.0)
+        pool.close()
+    finally:
+        delattr(sys.modules["__main__"], "_double")
+
+
+@once
+def test_forkserver_workers_never_run_the_users_script_again(tmp_path):
+    # A script without an `if __name__ == "__main__":` guard, as notebooks become.
+    script = tmp_path / "train_script.py"
+    script.write_text(
+        "import keras, numpy as np, pathlib, sys\n"
+        f"sys.path.insert(0, {HERE!r})\n"
+        "from test_batch_workers import _data, _dataset\n"
+        "print('script body ran', flush=True)\n"
+        "data = _data(_dataset(pathlib.Path(sys.argv[1])), workers=2)\n"
+        "assert data._pool is None and len(data) >= 2\n"
+        "x, y = data[1]\n"
+        "print(data._pool.start_method, y.shape, flush=True)\n"
+    )
+    (tmp_path / "data").mkdir()
+    result = run_under("jax", [str(script), str(tmp_path / "data")])
+    assert result.stdout.count("script body ran") == 1 and "forkserver (3, 340, 15)" in result.stdout
+
+
+# ---------------------------------------------------------------- every backend, from the TensorFlow session
+
+
+@once
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_everything_runs_without_tensorflow_installed(backend, tmp_path):
+    # Models, fit from keras_dataset, Evaluator, COCO JSON, .keras; TensorFlow features raise
+    # BackendError. (A GPU machine may have no TensorFlow.)
+    result = run_under(backend, [os.path.join(HERE, "_without_tensorflow.py"), str(tmp_path)], timeout=900)
+    assert result.stdout.strip().splitlines()[-1] == "ok"
+
+
+def _parallel(commands):
+    processes = [subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for argv, env in commands]
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(stdout)
+    return outputs
+
+
+def _env(backend):
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+                PYTHONPATH=os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")]))
+
+
+@once
+def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
+    backends = ("tensorflow",) + OTHER_BACKENDS
+    script = os.path.join(HERE, "_cross_backend.py")
+    _parallel([([script, "save", str(tmp_path)], _env(b)) for b in backends])
+    for backend, output in zip(backends, _parallel([([script, "load", str(tmp_path)], _env(b)) for b in backends])):
+        differences = json.loads(output.strip().splitlines()[-1])
+        assert len(differences) == 3, differences
+        for name, difference in differences.items():
+            # The same detections: class ids, scores, and boxes in pixels within float32 rounding.
+            assert difference < 1e-3, (backend, name, difference)
+
+
+@once
+def test_jax_data_parallel_equals_one_device_on_the_same_global_batch():
+    result = run_under("jax", [os.path.join(HERE, "_data_parallel_check.py")],
+                       env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert numbers["devices"] == 2
+    # The positives sit in the first half of the batch (device 0): a per-device
+    # normalisation would change the loss.
+    assert numbers["parallel_loss"] == pytest.approx(numbers["single_loss"], rel=1e-5)
+    assert numbers["weight_difference"] < 1e-5
