@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bounding_box_utils.bounding_box_utils import border_offset, check_one_of, iou_corners
+from data_generator.object_detection_2d_data_generator import DatasetError
 from ssd_encoder_decoder.ssd_output_decoder import decode_detections
 
 AP_MODES = ("sample", "integrate")
@@ -148,13 +149,16 @@ def average_precision(precision, recall, mode="sample", num_recall_points=11):
 
 
 def iterate_predictions(model, data_generator, img_height, img_width, batch_size, data_generator_mode="resize", model_mode="inference",
-                        decode_args=None, class_column=0, verbose=True):
+                        decode_args=None, class_column=0, verbose=True, skipped=None):
     """The model's detections on every image of a data set, in the images' own coordinates.
 
     Images get 3 channels and are resized to (img_height, img_width) ('resize'), or
     first padded to that aspect ratio ('pad'); raw output ('training' mode) is decoded
     with `decode_detections(**decode_args)`; the zero rows of the decoding layers are
     dropped; inverse transformations map the boxes back.
+
+    `skipped`: None, and an image that cannot be read raises `DatasetError`; or a list,
+    and such images are left out, each appended to it as ``(index, error)``.
 
     Yields:
         ``(image_id, detections)`` per image, detections (k, 6) in the model's format
@@ -175,15 +179,41 @@ def iterate_predictions(model, data_generator, img_height, img_width, batch_size
     ids = data_generator.image_ids if data_generator.image_ids is not None else list(range(size))
     for start in tqdm(range(0, size, batch_size), total=math.ceil(size / batch_size), desc="Predicting", disable=not verbose):
         indices = np.arange(start, min(start + batch_size, size))
-        images, inverters = data_generator.make_batch(indices, transformations, returns=("processed_images", "inverse_transform"),
-                                                      keep_images_without_gt=True, degenerate_box_handling="warn")
-        y_pred = np.asarray(model.predict_on_batch(images))
+        try:
+            images, inverters = data_generator.make_batch(indices, transformations, returns=("processed_images", "inverse_transform"),
+                                                          keep_images_without_gt=True, degenerate_box_handling="warn")
+        except DatasetError:
+            if skipped is None:
+                raise
+            indices = _readable(data_generator, indices, skipped)
+            if not len(indices):
+                continue
+            images, inverters = data_generator.make_batch(indices, transformations, returns=("processed_images", "inverse_transform"),
+                                                          keep_images_without_gt=True, degenerate_box_handling="warn")
+        n = len(images)
+        if n < batch_size and start > 0:
+            # The last batch, padded to the batch size: a compiled predict function (JAX,
+            # XLA) is reused instead of compiled again for one smaller batch.
+            images = np.concatenate([images, np.zeros((batch_size - n,) + images.shape[1:], images.dtype)])
+        y_pred = np.asarray(model.predict_on_batch(images))[:n]
         if model_mode == "training":
             y_pred = decode_detections(y_pred, img_height=img_height, img_width=img_width, **(decode_args or {}))
         else:
             y_pred = [rows[rows[:, class_column] != 0] for rows in y_pred]  # the layers pad with zero rows
         for i, rows in zip(indices, apply_inverse_transforms(y_pred, inverters)):
             yield ids[i], rows
+
+
+def _readable(data_generator, indices, skipped):
+    """The items of `indices` whose images can be read; the others go to `skipped`."""
+    good = []
+    for i in indices:
+        try:
+            data_generator._image(i)
+            good.append(i)
+        except DatasetError as error:
+            skipped.append((int(i), error))
+    return np.array(good, dtype=np.int64)
 
 
 # ---------------------------------------------------------------- the evaluator

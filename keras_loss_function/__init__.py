@@ -1,0 +1,3 @@
+"""The SSD loss. Importing it registers the project's layers as well (see `keras_layers`)."""
+
+import keras_layers  # noqa: F401

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from misc_utils.backend_utils import BackendError
+
 EXAMPLES = """examples:
   ssd-keras demo
   ssd-keras train --model ssd300 --data-format voc --images-dir VOC2007/JPEGImages \\
@@ -24,7 +26,21 @@ EXAMPLES = """examples:
 
 
 class CommandError(Exception):
-    """A user error: printed without a traceback."""
+    """A user error: printed without a traceback, exit status 1."""
+
+
+class UsageError(CommandError):
+    """Unusable arguments, found before any data is read: exit status 2, as argparse's."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _int_list(text):
@@ -69,6 +85,15 @@ def _load_data(args, prefix, classes, exclude_difficult, in_memory=False):
                         exclude_difficult=exclude_difficult, in_memory=in_memory, verbose=not args.quiet)
 
 
+def backend_arg(sub):
+    """The ``--backend`` flag every command takes."""
+    from misc_utils.backend_utils import BACKENDS
+
+    sub.add_argument("--backend", choices=BACKENDS,
+                     help="Keras backend (default: the KERAS_BACKEND environment variable, else Keras' own setting, "
+                          "tensorflow unless changed)")
+
+
 def build_parser():
     from ssd_keras_cli.configs import MODELS
     from ssd_keras_cli.training import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, STRATEGIES
@@ -78,10 +103,12 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
 
     def common(sub):
+        backend_arg(sub)
         sub.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
-        sub.add_argument("--classes", default="voc", metavar="NAMES",
+        sub.add_argument("--classes", metavar="NAMES",
                          help="class names: 'voc' (the 20 Pascal VOC classes), a text file with one name per line, or a "
-                              "comma-separated list; 'background' is prepended if missing (default: voc)")
+                              "comma-separated list; 'background' is prepended if missing (default: train: voc; evaluate and "
+                              "predict: the names stored in --model-file, else voc for 20 classes, else class_1, class_2, ...)")
         sub.add_argument("--csv-format", default="image_name,xmin,xmax,ymin,ymax,class_id",
                          help="CSV: the order of the first six columns (default: %(default)s)")
 
@@ -92,9 +119,9 @@ def build_parser():
     train.add_argument("--image-size", type=_image_size, metavar="HxW", help="input size (default: 300x300, 512x512, 300x480 for ssd7)")
     train.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="anchor scales of the notebooks (ssd300/ssd512)")
     train.add_argument("--out", default="runs/train", metavar="DIR", help="checkpoints, training_log.csv and model.keras (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=120, help="last epoch (default: %(default)s, the SSD300 notebook)")
-    train.add_argument("--steps-per-epoch", type=int, metavar="N", help="batches per epoch (default: one pass over the data)")
-    train.add_argument("--batch-size", type=int, default=32, help="global batch size (default: %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=120, help="last epoch (default: %(default)s, the SSD300 notebook)")
+    train.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="batches per epoch (default: one pass over the data)")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="global batch size (default: %(default)s)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="SGD with momentum 0.9, or Adam (default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="base learning rate (default: %(default)s)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="steps",
@@ -102,18 +129,24 @@ def build_parser():
                             "EarlyStopping (SSD7 notebook); constant (default: %(default)s)")
     train.add_argument("--lr-boundaries", type=_int_list, default=[80, 100], metavar="E1,E2", help="epochs of the steps schedule (default: 80,100)")
     train.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights loaded by layer name, e.g. VGG_ILSVRC_16_layers_fc_reduced.h5")
-    train.add_argument("--resume", metavar="FILE", help="go on from a checkpoint .keras file, or 'latest' for the newest in --out")
+    train.add_argument("--resume", metavar="FILE",
+                       help="go on from a checkpoint .keras file, or 'latest' for the newest complete one in --out (damaged ones "
+                            "are skipped with a warning), at the batch it was written after")
+    train.add_argument("--save-every", type=_positive_int, metavar="STEPS",
+                       help="also write a resume point every STEPS training steps (default: at the end of each epoch only)")
     train.add_argument("--initial-epoch", type=int, help="epoch to resume from (default: read from the checkpoint name)")
     train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
                        help="ssd: the paper's chain; constant: the SSD7 notebook's chain; flip; none (default: %(default)s)")
-    train.add_argument("--workers", type=int, default=1, help="threads (or processes) building batches (default: %(default)s)")
+    train.add_argument("--workers", type=_positive_int, default=1, help="threads (or processes) building batches (default: %(default)s)")
     train.add_argument("--processes", action="store_true",
                        help="build batches in forked worker processes that return them through shared memory (the fastest on Linux) "
                             "instead of threads")
     train.add_argument("--in-memory", action="store_true", help="decode all images into memory first")
     train.add_argument("--exclude-difficult", action="store_true", help="VOC: leave out boxes flagged difficult")
     train.add_argument("--strategy", choices=STRATEGIES, default="none",
-                       help="tf.distribute strategy: mirrored (all GPUs of this machine) or multiworker (TF_CONFIG) (default: none)")
+                       help="several devices: mirrored (TensorFlow: all GPUs of this machine), multiworker (TensorFlow: the "
+                            "machines in TF_CONFIG) or data-parallel (JAX: keras.distribution.DataParallel over all devices) "
+                            "(default: none)")
     train.add_argument("--mixed-precision", choices=PRECISIONS, default="float32", help="Keras dtype policy (default: %(default)s)")
     train.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA for the training step (default: auto)")
     train.add_argument("--seed", type=int, help="seed for weights, augmentation and shuffling")
@@ -130,8 +163,8 @@ def build_parser():
         group.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="with --model: anchor scales (default: pascal)")
         group.add_argument("--confidence-thresh", type=float, default=confidence, help="decoding: minimum score (default: %(default)s)")
         group.add_argument("--iou-threshold", type=float, default=0.45, help="decoding: NMS IoU threshold (default: %(default)s)")
-        group.add_argument("--top-k", type=int, default=200, help="decoding: boxes kept per image (default: %(default)s)")
-        group.add_argument("--batch-size", type=int, default=8, help="images per prediction batch (default: %(default)s)")
+        group.add_argument("--top-k", type=_positive_int, default=200, help="decoding: boxes kept per image (default: %(default)s)")
+        group.add_argument("--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)")
 
     evaluate = commands.add_parser("evaluate", help="Pascal VOC mAP or COCO metrics of a model on a data set",
                                    description="Evaluate a model: Pascal VOC mAP (devkit rules) or COCO metrics.")
@@ -150,10 +183,14 @@ def build_parser():
     model_args(predict, 0.5)
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or directories of images")
     predict.add_argument("--out", default="predictions", metavar="DIR", help="drawn PNGs and detections.json (default: %(default)s)")
+    predict.add_argument("--strict", action="store_true",
+                         help="exit with status 1 if any image cannot be read (default: only if none can; the others are written "
+                              "and each bad file is named in a warning)")
 
     sample = commands.add_parser("sample-weights", help="sub-sample a trained SSD300's classifier weights to fewer classes",
                                  description="Turn trained SSD300 weights (e.g. 81 COCO classes) into weights for fewer classes "
                                              "(the weight_sampling_tutorial notebook).")
+    backend_arg(sample)
     sample.add_argument("--source", required=True, metavar="FILE", help="Keras-2 .h5 weights of the trained model")
     sample.add_argument("--dest", required=True, metavar="FILE", help="the new .h5 file")
     keep = sample.add_mutually_exclusive_group(required=True)
@@ -168,40 +205,78 @@ def build_parser():
     demo = commands.add_parser("demo", help="the main job: synthetic data, train SSD7, evaluate, draw",
                                description="Write the synthetic shapes data set, train SSD7 on it, evaluate VOC mAP on the held-out "
                                            "split, save the model and draw predictions.")
+    backend_arg(demo)
     demo.add_argument("--out", default="demo_output", metavar="DIR", help="(default: %(default)s)")
     demo.add_argument("--data", default=None, metavar="DIR", help="where the data set goes (default: OUT/shapes)")
-    demo.add_argument("--epochs", type=int, help="training epochs (default: the demo's setting)")
+    demo.add_argument("--epochs", type=_positive_int, help="training epochs (default: the demo's setting)")
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the plumbing (seconds, low mAP)")
     demo.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
     return parser
 
 
+def _classes(spec):
+    """`data.read_classes`, a bad specification being an unusable argument (exit 2)."""
+    from ssd_keras_cli.data import ClassesError, read_classes
+
+    try:
+        return read_classes(spec)
+    except ClassesError as error:
+        raise UsageError(str(error)) from None
+
+
 def _detector(args):
-    """The decoding model named by --model-file, or --model with --weights."""
-    from ssd_keras_cli.inference import add_decoding, load_detector
+    """``(decoding model, class names)`` from --model-file, or --model with --weights.
+
+    The class names are --classes, else those stored in the model file, else the 20 VOC
+    names for a model of 20 classes, else ``class_1``, ``class_2``, ...
+
+    Raises:
+        UsageError: when --classes does not match the model's number of classes.
+    """
+    from ssd_keras_cli.data import VOC_CLASSES
+    from ssd_keras_cli.inference import add_decoding, load_detector, n_classes_of, read_model_info
 
     decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
+    classes = _classes(args.classes) if args.classes else None
     if args.model_file:
-        return load_detector(args.model_file, **decode)
-    if not (args.model and args.weights):
-        raise CommandError("give --model-file, or --model with --weights")
-    from ssd_keras_cli.configs import build, model_kwargs
-    from ssd_keras_cli.data import read_classes
+        model = load_detector(args.model_file, **decode)
+        stored = read_model_info(args.model_file).get("class_names")
+    elif args.model and args.weights:
+        from ssd_keras_cli.configs import build, model_kwargs
 
-    if not os.path.isfile(args.weights):
-        raise FileNotFoundError(f"Weights file not found: {args.weights}")
-    n_classes = len(read_classes(args.classes)) - 1
-    model, _ = build(args.model, model_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training")
-    model.load_weights(args.weights, by_name=True)
-    return add_decoding(model, **decode)
+        if not os.path.isfile(args.weights):
+            raise FileNotFoundError(f"Weights file not found: {args.weights}")
+        n_classes = len(classes or VOC_CLASSES) - 1
+        model, _ = build(args.model, model_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training")
+        model.load_weights(args.weights, by_name=True)
+        model, stored = add_decoding(model, **decode), None
+    else:
+        raise UsageError("give --model-file, or --model with --weights")
+    n_classes = n_classes_of(model)
+    if classes is None:
+        classes = stored or (list(VOC_CLASSES) if n_classes == 20 else ["background"] + [f"class_{i}" for i in range(1, n_classes + 1)])
+    if len(classes) - 1 != n_classes:
+        raise UsageError(f"--classes names {len(classes) - 1} classes ({', '.join(classes[1:])}), but the model has {n_classes}")
+    return model, classes
+
+
+def _check_train_args(args):
+    """Train's argument errors, found before any data is read."""
+    from ssd_keras_cli.training import latest_checkpoint
+
+    if args.resume == "latest" and latest_checkpoint(args.out) is None:
+        raise UsageError(f"--resume latest: no checkpoint in {os.path.join(args.out, 'checkpoints')}")
+    for flag, path in (("--weights", args.weights), ("--resume", None if args.resume == "latest" else args.resume)):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{flag}: file not found: {path}")
 
 
 def cmd_train(args):
-    from ssd_keras_cli.data import read_classes
     from ssd_keras_cli.training import train
 
-    classes = read_classes(args.classes)
+    classes = _classes(args.classes or "voc")
+    _check_train_args(args)
     train_data = _load_data(args, "", classes, args.exclude_difficult, args.in_memory)
     val_data = _load_data(args, "val_", classes, True, args.in_memory) if args.val_data_format else None
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
@@ -209,27 +284,25 @@ def cmd_train(args):
           epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, optimizer=args.optimizer,
           learning_rate=args.lr, lr_schedule=args.lr_schedule, lr_boundaries=args.lr_boundaries, weights=args.weights, resume=args.resume,
           initial_epoch=args.initial_epoch, augment=args.augment, workers=args.workers, use_multiprocessing=args.processes,
-          seed=args.seed, strategy=args.strategy, mixed_precision=args.mixed_precision, jit_compile=jit, verbose=0 if args.quiet else 1)
+          seed=args.seed, strategy=args.strategy, mixed_precision=args.mixed_precision, jit_compile=jit, verbose=0 if args.quiet else 1,
+          class_names=classes, save_every=args.save_every)
     print(f"Saved {os.path.join(args.out, 'model.keras')}")
     return 0
 
 
 def cmd_evaluate(args):
-    from ssd_keras_cli.data import read_classes
     from ssd_keras_cli.evaluation import evaluate_coco_metrics, evaluate_voc, format_voc_table
 
-    classes = read_classes(args.classes)
-    model = _detector(args)
+    if args.metric == "coco" and (args.data_format != "coco" or len(args.annotations) != 1):
+        raise UsageError("--metric coco needs --data-format coco with one --annotations file")
+    model, classes = _detector(args)
     height, width = model.inputs[0].shape[1:3]
+    dataset = _load_data(args, "", classes, False)
     if args.metric == "coco":
-        if args.data_format != "coco" or len(args.annotations) != 1:
-            raise CommandError("--metric coco needs --data-format coco with one --annotations file")
-        dataset = _load_data(args, "", classes, False)
         results = evaluate_coco_metrics(model, dataset, args.annotations[0], height, width, args.batch_size, args.data_mode,
                                         args.out, verbose=not args.quiet)
         print(json.dumps(results, indent=2))
     else:
-        dataset = _load_data(args, "", classes, False)
         results = evaluate_voc(model, dataset, len(classes) - 1, height, width, args.batch_size, args.data_mode, args.ap_mode,
                                verbose=not args.quiet)
         print(format_voc_table(results, classes))
@@ -241,15 +314,18 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from ssd_keras_cli.data import read_classes
     from ssd_keras_cli.prediction import find_images, predict_images
 
-    classes = read_classes(args.classes)
     paths = find_images(args.inputs)
-    model = _detector(args)
-    detections = predict_images(model, paths, args.out, classes, batch_size=args.batch_size, verbose=not args.quiet)
-    n_boxes = sum(len(d["detections"]) for d in detections)
-    print(f"{n_boxes} detections in {len(paths)} images; drawn images and detections.json in {args.out}")
+    model, classes = _detector(args)
+    records, failed = predict_images(model, paths, args.out, classes, batch_size=args.batch_size, verbose=not args.quiet)
+    n_boxes = sum(len(r["detections"]) for r in records)
+    print(f"{n_boxes} detections in {len(records)} images; drawn images and detections.json in {args.out}")
+    if failed:
+        print(f"ssd-keras predict: {len(failed)} of {len(paths)} images could not be read: "
+              + "; ".join(f"{path} ({reason})" for path, reason in failed), file=sys.stderr)
+        if args.strict or not records:
+            return 1
     return 0
 
 
@@ -282,15 +358,28 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.backend:
+        from misc_utils.backend_utils import select_backend
+
+        try:
+            select_backend(args.backend)
+        except ValueError as error:
+            parser.error(str(error))
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("ssd-keras: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, FileNotFoundError, OSError) as error:
+    except UsageError as error:
+        print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except (CommandError, ValueError, FileNotFoundError, OSError, BackendError) as error:
         print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # data errors (DatasetError, DegenerateBoxError...) and the like
+    except Exception as error:  # TrainingError, data errors (DatasetError, DegenerateBoxError...) and the like
+        if type(error).__name__ == "TrainingError":
+            print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
+            return 1
         if type(error).__module__.split(".")[0] in ("data_generator", "ssd_encoder_decoder", "eval_utils", "misc_utils", "models"):
             print(f"ssd-keras {args.command}: error: {type(error).__name__}: {error}", file=sys.stderr)
             return 1

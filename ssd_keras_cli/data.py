@@ -8,27 +8,39 @@ FORMATS = ("voc", "coco", "csv", "hdf5")
 CSV_FORMAT = ("image_name", "xmin", "xmax", "ymin", "ymax", "class_id")
 
 
+class ClassesError(ValueError):
+    """A class-name specification that cannot be used."""
+
+
+# What a class-names file is called, so that a missing one is not read as a one-class list.
+_CLASS_FILE_ENDINGS = (".txt", ".names", ".csv", ".json", ".list")
+
+
 def read_classes(spec):
     """Class names from 'voc', a text file (one name per line) or a comma-separated list.
 
     'background' is put first if the list does not start with it.
 
     Raises:
-        ValueError: for an empty list or repeated names.
+        ClassesError: for a class-names file that does not exist (a name with a path
+            separator or ending in .txt, .names, .csv, .json or .list), an empty list or
+            repeated names.
     """
     if spec is None or spec == "voc":
         names = list(VOC_CLASSES)
     elif os.path.isfile(spec):
         with open(spec, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
+    elif "," not in spec and (os.sep in spec or "/" in spec or spec.lower().endswith(_CLASS_FILE_ENDINGS)):
+        raise ClassesError(f"Class names file not found: {spec}")
     else:
         names = [name.strip() for name in spec.split(",") if name.strip()]
     if names and names[0] != "background":
         names = ["background"] + names
     if len(names) < 2:
-        raise ValueError(f"Expected at least one class name in `classes`. Received: classes={spec!r}")
+        raise ClassesError(f"Expected at least one class name in `classes`. Received: classes={spec!r}")
     if len(set(names)) != len(names):
-        raise ValueError(f"Expected distinct class names. Received: {names}")
+        raise ClassesError(f"Expected distinct class names. Received: {names}")
     return names
 
 

@@ -10,13 +10,23 @@ import os
 import cv2
 import numpy as np
 
+from ssd_encoder_decoder.layout import N_BOX_CHANNELS
+
 DECODED_LAYER = "decoded_predictions"
 
 
-def add_decoding(model, confidence_thresh=0.5, iou_threshold=0.45, top_k=200, nms_max_output_size=400, fast=False):
-    """Returns `model` with a decoding layer on its raw predictions (the 'inference' mode).
+def add_decoding(model, confidence_thresh=0.5, iou_threshold=0.45, top_k=200, nms_max_output_size=400, fast=None):
+    """Returns `model` decoding its raw predictions with these settings (the 'inference' mode).
 
-    A model that already decodes is returned as it is.
+    A model in 'training' mode gets a decoding layer with the anchor settings of its own
+    `AnchorBoxes` layers. A model that already decodes gets its decoding layer replaced,
+    so that the settings given here apply to every model (the ones saved in it do not).
+
+    Args:
+        model: an SSD in any mode.
+        confidence_thresh, iou_threshold, top_k, nms_max_output_size: the decoding layer's.
+        fast: `DecodeDetectionsFast` (True) or `DecodeDetections` (False); None keeps
+            the model's own kind, and takes `DecodeDetections` for a training-mode model.
 
     Raises:
         ValueError: if the model has no `AnchorBoxes` layer (it is not an SSD).
@@ -27,38 +37,75 @@ def add_decoding(model, confidence_thresh=0.5, iou_threshold=0.45, top_k=200, nm
     from keras_layers.keras_layer_DecodeDetections import DecodeDetections
     from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
 
-    if any(layer.name == DECODED_LAYER for layer in model.layers):
-        return model
     anchors = [layer for layer in model.layers if isinstance(layer, AnchorBoxes)]
     if not anchors:
         raise ValueError(f"Expected an SSD model with AnchorBoxes layers. Received: model {model.name!r} has none")
+    decoders = [layer for layer in model.layers if layer.name == DECODED_LAYER]
+    raw = decoders[0].input if decoders else model.outputs[0]
+    if fast is None:
+        fast = bool(decoders) and isinstance(decoders[0], DecodeDetectionsFast)
     height, width = model.inputs[0].shape[1:3]
     layer_class = DecodeDetectionsFast if fast else DecodeDetections
     decoded = layer_class(confidence_thresh=confidence_thresh, iou_threshold=iou_threshold, top_k=top_k,
                           nms_max_output_size=nms_max_output_size, coords=anchors[0].coords, normalize_coords=anchors[0].normalize_coords,
-                          img_height=height, img_width=width, name=DECODED_LAYER)(model.outputs[0])
-    return keras.Model(model.inputs, decoded, name=model.name)
+                          img_height=height, img_width=width, name=DECODED_LAYER)(raw)
+    # The input as the model has it (one tensor, not a list of one), so that predict
+    # takes an array without Keras warning about the input structure.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, decoded, name=model.name)
+
+
+def n_classes_of(model):
+    """The number of positive classes of an SSD model in any mode (background not counted)."""
+    decoders = [layer for layer in model.layers if layer.name == DECODED_LAYER]
+    raw = decoders[0].input if decoders else model.outputs[0]
+    return int(raw.shape[-1]) - N_BOX_CHANNELS - 1
+
+
+def save_model(model, path, class_names=None):
+    """Saves `model` to `path` atomically, with its class names stored in the file
+    (see `ssd_keras_cli.model_files`)."""
+    from ssd_keras_cli.model_files import save_model as save
+
+    return save(model, path, {"class_names": list(class_names)} if class_names is not None else None)
+
+
+def read_model_info(path):
+    """What the project stored in a `.keras` file (``{'class_names': [...]}``), or {}."""
+    from ssd_keras_cli.model_files import read_info
+
+    return read_info(path)
+
+
+class NotAModelError(ValueError):
+    """A file given as a model is not a Keras model file."""
 
 
 def load_detector(path, **decode_args):
-    """Loads a `.keras` model file and returns it decoding (see `add_decoding`).
+    """Loads a `.keras` (or Keras `.h5` model) file and returns it decoding (see `add_decoding`).
 
     Raises:
         FileNotFoundError: if `path` does not exist.
+        NotAModelError: naming the file, if it is not a Keras model file.
     """
     import keras
 
-    # Importing the modules registers the custom layers and the loss for deserialisation.
-    import keras_layers.keras_layer_AnchorBoxes  # noqa: F401
-    import keras_layers.keras_layer_DecodeDetections  # noqa: F401
-    import keras_layers.keras_layer_DecodeDetectionsFast  # noqa: F401
-    import keras_layers.keras_layer_InputPreprocessing  # noqa: F401
-    import keras_layers.keras_layer_L2Normalization  # noqa: F401
-    import keras_loss_function.keras_ssd_loss  # noqa: F401
+    import keras_layers  # noqa: F401  (registers the custom layers and the loss)
+    from ssd_keras_cli.model_files import CorruptModelFile, verify
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path}")
-    model = keras.models.load_model(path, compile=False)
+    if not path.endswith((".keras", ".h5")):
+        raise NotAModelError(f"Not a .keras or .h5 model file: {path}")
+    if path.endswith(".keras"):
+        try:
+            verify(path)
+        except CorruptModelFile as error:
+            raise NotAModelError(f"Not a Keras model file: {error}") from None
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise NotAModelError(f"Not a Keras model file: {path} ({type(error).__name__}: {error})") from error
     return add_decoding(model, **decode_args)
 
 
@@ -89,12 +136,21 @@ def draw_boxes(image, detections=(), ground_truth=(), classes=None):
     def name(class_id):
         return classes[class_id] if classes and 0 <= class_id < len(classes) else str(class_id)
 
+    height, width = canvas.shape[:2]
+
+    def corners(values):
+        # What is drawn stays on the canvas (a box of an untrained model can reach far
+        # beyond the C int range that OpenCV takes, or be NaN); the numbers are the caller's.
+        x1, y1, x2, y2 = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=1e9, neginf=-1e9)
+        return (int(round(np.clip(x1, -1, width))), int(round(np.clip(y1, -1, height))), int(round(np.clip(x2, -1, width))),
+                int(round(np.clip(y2, -1, height))))
+
     for row in ground_truth:
-        x1, y1, x2, y2 = (int(round(v)) for v in row[1:5])
+        x1, y1, x2, y2 = corners(row[1:5])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), (255, 255, 255), 1)
     for row in detections:
         class_id = int(row[0])
-        x1, y1, x2, y2 = (int(round(v)) for v in row[2:6])
+        x1, y1, x2, y2 = corners(row[2:6])
         colour = colours[class_id % len(colours)]
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
         text = f"{name(class_id)} {row[1]:.2f}"

@@ -30,6 +30,9 @@ def find_images(inputs):
 def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_truth=None, verbose=True):
     """Runs a decoding model on image files; writes ``<name>.png`` drawings and ``detections.json``.
 
+    An image that cannot be read is skipped with a warning naming it; the others are
+    written all the same.
+
     Args:
         model: a model with decoded output (batch, top_k, 6), e.g. from `inference.load_detector`.
         paths: image files.
@@ -41,10 +44,14 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
         verbose: progress bar.
 
     Returns:
-        the list written to ``detections.json``: per image its 'file' and 'detections'
-        (dicts with 'class_id', 'class', 'confidence', 'xmin', 'ymin', 'xmax', 'ymax' in
-        the image's own pixel coordinates).
+        ``(records, failed)``: the list written to ``detections.json``, per image its
+        'file' (the absolute path), 'drawing' (the PNG's name in `out_dir`) and
+        'detections' (dicts with 'class_id', 'class', 'confidence', 'xmin', 'ymin',
+        'xmax', 'ymax' in the image's own pixel coordinates); and the ``(path, reason)``
+        of each image that could not be read.
     """
+    import warnings
+
     from data_generator.object_detection_2d_data_generator import DataGenerator
     from eval_utils.average_precision_evaluator import iterate_predictions
     from ssd_keras_cli.inference import draw_boxes, write_png
@@ -52,9 +59,10 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
     dataset = DataGenerator(filenames=list(paths), verbose=False)
     height, width = model.inputs[0].shape[1:3]
     os.makedirs(out_dir, exist_ok=True)
-    records = []
+    records, skipped = [], []
     used = set()
-    for index, rows in iterate_predictions(model, dataset, height, width, batch_size, "resize", "inference", verbose=verbose):
+    for index, rows in iterate_predictions(model, dataset, height, width, batch_size, "resize", "inference", verbose=verbose,
+                                           skipped=skipped):
         path = paths[index]
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
         image = dataset._image(index)
@@ -63,10 +71,13 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
         name = stem if stem not in used else f"{stem}_{index}"
         used.add(name)
         write_png(os.path.join(out_dir, f"{name}.png"), draw_boxes(image, rows, truth, classes))
-        records.append(dict(file=path, drawing=f"{name}.png", detections=[
+        records.append(dict(file=os.path.abspath(path), drawing=f"{name}.png", detections=[
             dict(class_id=int(r[0]), **({"class": classes[int(r[0])]} if classes and int(r[0]) < len(classes) else {}),
                  confidence=round(float(r[1]), 4), xmin=round(float(r[2]), 1), ymin=round(float(r[3]), 1), xmax=round(float(r[4]), 1),
                  ymax=round(float(r[5]), 1)) for r in rows]))
+    failed = [(paths[index], str(error)) for index, error in skipped]
+    for path, reason in failed:
+        warnings.warn(f"Skipped {path}: {reason}", stacklevel=2)
     with open(os.path.join(out_dir, "detections.json"), "w", encoding="utf-8") as f:
         json.dump(records, f, indent=1)
-    return records
+    return records, failed

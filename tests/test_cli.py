@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import BACKEND  # noqa: E402
 from ssd_keras_cli.cli import build_parser, main  # noqa: E402
 
 SUBCOMMANDS = ("train", "evaluate", "predict", "sample-weights", "demo")
@@ -57,7 +58,6 @@ def test_console_script_is_installed():
     (["train", "--data-format", "hdf5"], "needs an HDF5 file"),
     (["train", "--data-format", "csv", "--images-dir", "."], "needs a labels file"),
     (["sample-weights", "--source", "missing.h5", "--dest", "out.h5", "--random", "3"], "Weights file not found: missing.h5"),
-    (["predict", "--model", "ssd7", "README.md"], "give --model-file, or --model with --weights"),
 ])
 def test_errors_name_the_culprit_and_exit_1(argv, message, capsys):
     assert main(argv) == 1
@@ -72,6 +72,8 @@ def test_bad_arguments_exit_2(capsys):
     assert "invalid choice: 'ssd1000'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--image-size", "big", "--data-format", "voc"])
+    assert main(["predict", "--model", "ssd7", "README.md"]) == 2
+    assert "give --model-file, or --model with --weights" in capsys.readouterr().err
 
 
 def test_voc_needs_matching_parts(shapes, capsys):
@@ -80,13 +82,14 @@ def test_voc_needs_matching_parts(shapes, capsys):
     assert "one image-set file (--image-set)" in capsys.readouterr().err
 
 
+@pytest.mark.backends
 def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
     out = str(tmp_path / "run")
-    common = ["--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "adam", "--augment", "flip",
+    common = ["--backend", BACKEND, "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "adam", "--augment", "flip",
               "--classes", ",".join(shapes["classes"][1:]), "--seed", "0", "--quiet", "--out", out]
     assert main(["train", *common, "--epochs", "1", "--steps-per-epoch", "2", *_voc_args(shapes), *_voc_args(shapes, "test", "val-")]) == 0
     assert os.path.isfile(os.path.join(out, "model.keras"))
-    checkpoints = os.listdir(os.path.join(out, "checkpoints"))
+    checkpoints = [name for name in os.listdir(os.path.join(out, "checkpoints")) if name.endswith(".keras")]
     assert len(checkpoints) == 1 and checkpoints[0].startswith("epoch-01_loss-") and "_val_loss-" in checkpoints[0]
     # Resume from the newest checkpoint: epoch 2 is appended to the same log.
     assert main(["train", *common, "--epochs", "2", "--steps-per-epoch", "2", "--resume", "latest", *_voc_args(shapes)]) == 0
@@ -95,7 +98,7 @@ def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
     assert rows[0].startswith("epoch") and [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
 
     metrics_dir = str(tmp_path / "metrics")
-    assert main(["evaluate", "--model-file", os.path.join(out, "model.keras"), "--classes", ",".join(shapes["classes"][1:]),
+    assert main(["evaluate", "--backend", BACKEND, "--model-file", os.path.join(out, "model.keras"), "--classes", ",".join(shapes["classes"][1:]),
                  "--quiet", "--out", metrics_dir, *_voc_args(shapes, "test")]) == 0
     table = capsys.readouterr().out
     assert "circle" in table and "mAP (11-point)" in table
@@ -104,7 +107,8 @@ def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
     assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["AP"]) == 3 and sum(metrics["num_gt"]) > 0
 
     pred_dir = str(tmp_path / "pred")
-    assert main(["predict", "--model-file", os.path.join(out, "model.keras"), "--confidence-thresh", "0.0", "--top-k", "5",
+    assert main(["predict", "--backend", BACKEND, "--model-file", os.path.join(out, "model.keras"), "--confidence-thresh", "0.0",
+                 "--top-k", "5",
                  "--quiet", "--out", pred_dir, shapes["images_dir"]]) == 0
     with open(os.path.join(pred_dir, "detections.json")) as f:
         records = json.load(f)

@@ -96,7 +96,8 @@ def test_equals_an_independent_devkit_implementation(seed, mode):
 
 class _StubModel:
     """Returns the given detections for the images in order, as an 'inference'-mode model would
-    (rows in the resized image, zero-padded to top_k)."""
+    (rows in the resized image, zero-padded to top_k). The evaluator pads a short last batch
+    to the batch size with blank images: those get no detections."""
 
     def __init__(self, per_image, top_k=10):
         self.per_image = list(per_image)
@@ -105,7 +106,7 @@ class _StubModel:
     def predict_on_batch(self, images):
         out = np.zeros((len(images), self.top_k, 6))
         for i in range(len(images)):
-            rows = np.asarray(self.per_image.pop(0)).reshape(-1, 6)
+            rows = np.asarray(self.per_image.pop(0) if self.per_image else []).reshape(-1, 6)
             out[i, :len(rows)] = rows
         return out
 

@@ -1,0 +1,92 @@
+"""Training progress for people: one bar per epoch, with its number out of all.
+
+Keras' own display, when the demo trains one epoch per `fit` call, reads "Epoch 2/2",
+"Epoch 3/3", ... and shows nothing while the epoch's batches are built. `EpochProgress`
+shows ``epoch 3/22`` with a bar over the batches (building them, then training on
+them), the loss, the epoch's elapsed and remaining time, and after each epoch a line
+with the run's elapsed time and an estimate of what is left.
+"""
+
+import sys
+import time
+
+import keras
+from tqdm import tqdm
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Progress of `fit` for `epochs` epochs (counted from 1, resumed ones included).
+
+    Args:
+        epochs: the last epoch (Keras' `epochs`).
+        initial_epoch: the epoch training starts from (0 unless resuming).
+        file: where the bars go (default: standard error).
+
+    Call `building(epoch, n_batches)` before building an epoch's batches up front and
+    `built()` after each; the training part of the bar follows in the same epoch.
+    """
+
+    def __init__(self, epochs, initial_epoch=0, file=None):
+        super().__init__()
+        self.epochs = epochs
+        self.initial_epoch = initial_epoch
+        self.file = file or sys.stderr
+        self.bar = None
+        self.epoch = None
+        self.start = time.monotonic()
+        self.epoch_seconds = []
+
+    def _bar(self, epoch, total):
+        if self.bar is not None and self.epoch == epoch:
+            self.bar.total += total
+            self.bar.refresh()
+            return
+        self._close()
+        self.epoch, self.epoch_start = epoch, time.monotonic()
+        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", file=self.file, leave=False,
+                        dynamic_ncols=True)
+
+    def building(self, epoch, n_batches):
+        self._bar(epoch, n_batches)
+        self.bar.set_postfix_str("building batches")
+
+    def built(self):
+        self.bar.update(1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = self.params.get("steps") or 0
+        self._bar(epoch, steps)
+        self.bar.set_postfix_str("training")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close()
+        self.epoch_seconds.append(time.monotonic() - self.epoch_start)
+        elapsed = time.monotonic() - self.start
+        left = (self.epochs - epoch - 1) * sum(self.epoch_seconds) / len(self.epoch_seconds)
+        values = ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items() if k in ("loss", "val_loss"))
+        print(f"epoch {epoch + 1}/{self.epochs}: {values}; {self.epoch_seconds[-1]:.0f} s "
+              f"({_duration(elapsed)} elapsed, about {_duration(left)} left)", file=self.file, flush=True)
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,176 @@
+"""What a new user meets, checked as a user meets it: the installed ``ssd-keras`` command in
+a new process, files written by one process read by another."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from conftest import BACKEND
+from models.keras_ssd7 import build_model
+from ssd_keras_cli.inference import save_model
+
+SCALES = [0.2, 0.4, 0.6, 0.8, 0.95]
+CLASSES = ["background", "circle", "rectangle", "triangle"]
+
+
+def ssd_keras(*argv, timeout=600):
+    """Runs the installed console script (as a user does); returns the CompletedProcess."""
+    script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
+    if not os.path.exists(script):
+        pytest.skip("the package is not installed in this environment (pip install -e .)")
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([script, *argv], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(folder / f"img{i}.png"), rng.integers(100, 150, (64 + 8 * i, 80, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A decoding SSD7 saved with the demo's threshold (0.01) and its class names, the same
+    without names, and an untrained one whose boxes reach far beyond any image."""
+    folder = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(0)
+    detector = build_model((64, 64, 3), 3, mode="inference", scales=SCALES, confidence_thresh=0.01, top_k=200,
+                           subtract_mean=127.5, divide_by_stddev=127.5)
+    save_model(detector, str(folder / "named.keras"), CLASSES)
+    save_model(detector, str(folder / "unnamed.keras"))
+    # The SSD7 notebook's variances [1, 1, 1, 1] and a width/height offset of 25: boxes of
+    # about e^25 pixels, beyond the C int range that OpenCV draws in.
+    wild = build_model((64, 64, 3), 3, mode="inference", scales=SCALES, variances=[1.0] * 4, confidence_thresh=0.01, top_k=20)
+    for layer in wild.layers:
+        if layer.name.startswith("boxes") and layer.name[5:].isdigit():
+            kernel, bias = layer.get_weights()
+            bias = np.tile([0.0, 0.0, 25.0, 25.0], len(bias) // 4).astype(np.float32)
+            layer.set_weights([np.zeros_like(kernel), bias])
+    save_model(wild, str(folder / "wild.keras"))
+    return folder
+
+
+def _detections(folder):
+    with open(os.path.join(folder, "detections.json")) as f:
+        return json.load(f)
+
+
+def test_decoding_flags_apply_to_a_model_that_already_decodes(models, images, tmp_path):
+    # The saved threshold (0.01) used to win over --confidence-thresh and --top-k.
+    counts = {}
+    for threshold, top_k in (("0.01", "30"), ("0.5", "200")):
+        out = str(tmp_path / threshold)
+        result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--confidence-thresh", threshold, "--top-k", top_k,
+                           "--quiet", "--out", out, str(images))
+        assert result.returncode == 0, result.stderr[-2000:]
+        records = _detections(out)
+        scores = [d["confidence"] for r in records for d in r["detections"]]
+        assert all(score > float(threshold) for score in scores)
+        counts[threshold] = [len(r["detections"]) for r in records]
+    assert counts["0.01"] == [30] * 4  # --top-k
+    assert 0 < sum(counts["0.5"]) < 120
+
+
+def test_class_names_come_from_the_model_file(models, images, tmp_path):
+    result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--confidence-thresh", "0.5", "--quiet", "--out",
+                       str(tmp_path / "named"), str(images))
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {d["class"] for r in _detections(str(tmp_path / "named")) for d in r["detections"]}
+    assert names and names <= set(CLASSES[1:])  # not 'aeroplane', 'bicycle', ...
+    result = ssd_keras("predict", "--model-file", str(models / "unnamed.keras"), "--confidence-thresh", "0.5", "--quiet", "--out",
+                       str(tmp_path / "unnamed"), str(images))
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {d["class"] for r in _detections(str(tmp_path / "unnamed")) for d in r["detections"]}
+    assert names and names <= {"class_1", "class_2", "class_3"}
+    result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--classes", "cat,dog", "--out", str(tmp_path / "x"),
+                       str(images))
+    assert result.returncode == 2 and "--classes names 2 classes (cat, dog), but the model has 3" in result.stderr
+
+
+def test_a_corrupt_image_is_skipped_and_named(models, images, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("img0.png", "img1.png"):
+        (folder / name).write_bytes((images / name).read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = str(tmp_path / "out")
+    result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--quiet", "--out", out, str(folder))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "broken.jpg" in result.stderr and "1 of 3 images could not be read" in result.stderr
+    assert sorted(os.path.basename(r["file"]) for r in _detections(out)) == ["img0.png", "img1.png"]
+    assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == ["img0.png", "img1.png"]
+    strict = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--quiet", "--strict", "--out", out, str(folder))
+    assert strict.returncode == 1
+    only_bad = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--quiet", "--out", out, str(folder / "broken.jpg"))
+    assert only_bad.returncode == 1 and "1 of 1 images could not be read" in only_bad.stderr
+
+
+def test_boxes_far_outside_the_image_are_drawn_clipped_and_kept_in_the_json(models, images, tmp_path):
+    out = str(tmp_path / "wild")
+    result = ssd_keras("predict", "--model-file", str(models / "wild.keras"), "--confidence-thresh", "0.01", "--quiet", "--out", out,
+                       str(images))
+    assert result.returncode == 0, result.stderr[-2000:]  # cv2.rectangle used to reject the corners
+    records = _detections(out)
+    assert all(os.path.isfile(os.path.join(out, r["drawing"])) for r in records)
+    widths = [d["xmax"] - d["xmin"] for r in records for d in r["detections"]]
+    assert widths and min(widths) > 2 ** 31  # the model's numbers, not the clipped ones
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.write_text("no model here"), "Not a .keras or .h5 model file"),
+    (lambda path: path.with_suffix(".keras").write_bytes(b"PK\x03\x04 truncated"), "Not a Keras model file"),
+])
+def test_a_file_that_is_not_a_model_is_named(make, message, images, tmp_path):
+    path = tmp_path / "model.txt"
+    make(path)
+    target = path if path.exists() else path.with_suffix(".keras")
+    result = ssd_keras("predict", "--model-file", str(target), "--quiet", "--out", str(tmp_path / "out"), str(images))
+    assert result.returncode == 1 and message in result.stderr and str(target) in result.stderr
+    assert "not found" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--batch-size", "-4", "--data-format", "voc", "--images-dir", "/no/such/dir"], "expected a positive integer"),
+    (["train", "--resume", "latest", "--data-format", "voc", "--images-dir", "/no/such/dir"], "--resume latest: no checkpoint"),
+    (["train", "--classes", "my_classes.txt", "--data-format", "voc", "--images-dir", "/no/such/dir"],
+     "Class names file not found: my_classes.txt"),
+    (["predict", "--top-k", "0", "--model-file", "m.keras", "x.png"], "expected a positive integer"),
+])
+def test_argument_errors_exit_2_before_any_data_is_read(argv, message, tmp_path):
+    # The images directory does not exist: reading data first would fail with status 1.
+    result = ssd_keras(*argv, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Images directory not found" not in result.stderr
+
+
+def test_demo_shows_epochs_of_all_times_and_is_repeatable(tmp_path):
+    runs = []
+    for k in range(2):
+        out = str(tmp_path / f"demo{k}")
+        result = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out)
+        assert result.returncode == 0, result.stderr[-2000:]
+        # "epoch 2/2" with its loss and times, not Keras' "Epoch 2/2" of a one-epoch fit.
+        assert "epoch 1/2:" in result.stderr and "epoch 2/2:" in result.stderr and "elapsed, about" in result.stderr
+        assert "Epoch 2/2" not in result.stdout + result.stderr
+        with open(os.path.join(out, "metrics.json")) as f:
+            metrics = json.load(f)
+        parts = metrics["data_seconds"] + metrics["training_seconds"] + metrics["evaluation_seconds"]
+        assert 0 < metrics["training_seconds"] < metrics["seconds"] and parts <= metrics["seconds"]
+        assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["AP"]) == 3
+        # Every test image drawn; detections.json uses predict's convention: absolute paths.
+        records = _detections(os.path.join(out, "predictions"))
+        assert len(records) == 8 and all(os.path.isabs(r["file"]) for r in records)
+        assert sorted(n for n in os.listdir(os.path.join(out, "predictions")) if n.endswith(".png")) == sorted(r["drawing"] for r in records)
+        model = keras.saving.load_model(os.path.join(out, "ssd7_shapes.keras"))
+        assert model.output.shape[1:] == (200, 6)
+        runs.append((metrics["mAP"], metrics["final_loss"]))
+    assert runs[0] == runs[1]  # seeded: the same numbers run to run
