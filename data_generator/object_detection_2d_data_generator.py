@@ -9,6 +9,7 @@ for ``model.fit`` (Keras 3 has no ``fit_generator``), with a known length and
 parallel workers.
 """
 
+import copy
 import csv
 import json
 import math
@@ -24,7 +25,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from data_generator.batch_workers import BatchWorkers, fork_available, shared_bytes
+from data_generator.batch_workers import BatchWorkers, WorkerError, fork_available, shared_bytes
 from data_generator.object_detection_2d_image_boxes_validation_utils import BoxFilter
 from data_generator.transform_utils import accepts_inverter
 from ssd_encoder_decoder.ssd_input_encoder import DegenerateBoxError, SSDInputEncoder
@@ -632,7 +633,7 @@ class DataGenerator:
 
     def keras_dataset(self, batch_size=32, shuffle=True, transformations=(), label_encoder=None,
                       returns=("processed_images", "encoded_labels"), keep_images_without_gt=False, degenerate_box_handling="remove",
-                      workers=2, use_multiprocessing=False, max_queue_size=10, seed=None, steps_per_epoch=None):
+                      workers=2, use_multiprocessing=False, max_queue_size=10, seed=None, steps_per_epoch=None, start_method=None):
         """The batches of `generate` as a `keras.utils.PyDataset` for ``model.fit``.
 
         ``len(dataset)`` is the number of batches per epoch (images without boxes are
@@ -643,12 +644,14 @@ class DataGenerator:
         With ``use_multiprocessing=True`` (the fastest: 2 processes build about 1.7x the
         batches of one thread on 2 cores), `workers` forked processes build batches
         ahead, up to ``min(max_queue_size, 2 * workers + 2)``, also across the end of an
-        epoch, and return their arrays through shared memory instead of a pipe. Each
-        batch's augmentation streams are seeded by `seed` and the batch number, so a
-        seeded run gives the same batches with any number of workers. The processes
-        see the data set as it was at the first batch; `close()` stops them (so does
-        garbage collection). Where ``fork`` is missing (Windows, macOS), Keras' own
-        process pool runs instead, each process reseeding its streams.
+        epoch, and return their arrays through shared memory instead of a pipe. The
+        processes see the data set as it was at the first batch; `close()` stops them (so does
+        garbage collection). `start_method` says how they start: 'fork', or
+        'forkserver' (workers forked from a clean server process, for backends that run
+        threads or hold a GPU context); by default 'forkserver' under JAX (and PyTorch
+        with CUDA initialised), 'fork' otherwise (see `data_generator.batch_workers`).
+        Where ``fork`` is missing (Windows, macOS), Keras' own process pool runs
+        instead.
 
         `steps_per_epoch` (like the original's ``fit_generator(steps_per_epoch=1000)``)
         sets ``len(dataset)``; the batches then run on over the data across epochs
@@ -664,8 +667,8 @@ class DataGenerator:
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"Expected `steps_per_epoch` to be None or positive. Received: steps_per_epoch={steps_per_epoch}")
         return _dataset_class()(self, batch_size, shuffle, list(transformations), label_encoder, tuple(returns), keep_images_without_gt,
-                                    degenerate_box_handling, seed, steps_per_epoch, workers=workers, use_multiprocessing=use_multiprocessing,
-                                    max_queue_size=max_queue_size)
+                                    degenerate_box_handling, seed, steps_per_epoch, start_method, workers=workers,
+                                    use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
 
 
 def _flag(obj, tag):
@@ -703,9 +706,12 @@ class _DatasetMethods:
     """`DataGenerator` batches for Keras 3 (see `DataGenerator.keras_dataset`)."""
 
     def __init__(self, data_generator, batch_size, shuffle, transformations, label_encoder, returns, keep_images_without_gt,
-                 degenerate_box_handling, seed=None, steps_per_epoch=None, **kwargs):
+                 degenerate_box_handling, seed=None, steps_per_epoch=None, start_method=None, **kwargs):
         self.steps_per_epoch = steps_per_epoch
+        self.start_method = start_method
         self.epoch = 0
+        self.first_batch = 0  # a resumed epoch starts here (see ssd_keras_cli.checkpointing)
+        self.worker_error = None  # the WorkerError of a batch worker process that died
         self.data_generator = data_generator
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -718,7 +724,6 @@ class _DatasetMethods:
         self._pass_seed = int(self.rng.integers(2**63))
         self._pass_cache = (None, None)
         self.indices = data_generator.usable_indices(keep_images_without_gt)
-        self._pid = os.getpid()
         self._process_workers = 0
         self._pool = None
         self._pool_lock = threading.Lock()
@@ -733,6 +738,11 @@ class _DatasetMethods:
         super().__init__(**kwargs)
 
     def __len__(self):
+        return self.epoch_length - self.first_batch
+
+    @property
+    def epoch_length(self):
+        """Batches in a whole epoch (`len` counts those left when `first_batch` is set)."""
         return self.steps_per_epoch or self._batches_per_pass()
 
     def _batches_per_pass(self):
@@ -749,7 +759,7 @@ class _DatasetMethods:
     @property
     def order(self):
         """The image order of the current epoch's pass over the data."""
-        return self._pass_order(divmod(self.epoch * len(self), self._batches_per_pass())[0])
+        return self._pass_order(divmod(self.epoch * self.epoch_length, self._batches_per_pass())[0])
 
     def _batch_indices(self, step):
         """The image indices of batch number `step`, counted from the first batch of epoch 0.
@@ -762,30 +772,35 @@ class _DatasetMethods:
         return self._pass_order(n_pass)[k * self.batch_size:(k + 1) * self.batch_size]
 
     def _build(self, task):
-        """Batch `task` = (step, indices); in a worker process, with augmentation streams
-        seeded by the data set's seed and `step`, whichever worker builds it."""
+        """Batch `task` = (step, indices). Each batch gets its own copy of the
+        transformations, seeded by the data set's seed and `step`: a batch does not depend
+        on which thread or process builds it, nor on the batches built before it (so a
+        resumed run gets exactly the batches of an uninterrupted one)."""
         step, indices = task
-        if self._process_workers:
-            _reseed(self.transformations, (self._pass_seed, step))
-        return self.data_generator.make_batch(indices, self.transformations, self.label_encoder, self.returns, self.keep_images_without_gt,
+        transformations = copy.deepcopy(self.transformations)
+        _reseed(transformations, (self._pass_seed, step))
+        return self.data_generator.make_batch(indices, transformations, self.label_encoder, self.returns, self.keep_images_without_gt,
                                               self.degenerate_box_handling)
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range for a data set of {len(self)} batches per epoch.")
-        step = self.epoch * len(self) + index
+        step = self.epoch * self.epoch_length + self.first_batch + index
         if self._process_workers:
             with self._pool_lock:
-                return self._from_workers(step)
-        if os.getpid() != self._pid:  # a new Keras worker process: its own augmentation streams
-            self._pid = os.getpid()
-            _reseed(self.transformations, self._pid)
+                try:
+                    return self._from_workers(step)
+                except WorkerError as error:
+                    # Kept for the caller: Keras may hand it on wrapped in a backend's error.
+                    self.worker_error = error
+                    raise
         return self._build((step, self._batch_indices(step)))
 
     def _from_workers(self, step):
         if self._pool is None:
             batch = self._build((step, self._batch_indices(step)))  # sizes the shared-memory slots
-            self._pool = BatchWorkers(self._build, self._process_workers, shared_bytes(batch), self._prefetch_depth + 4)
+            self._pool = BatchWorkers(self._build, self._process_workers, shared_bytes(batch), self._prefetch_depth + 4,
+                                      start_method=self.start_method)
             self._prefetch(step + 1)
             return batch
         pool = self._pool

@@ -5,12 +5,18 @@ with `DataGenerator` objects. It writes, under `out_dir`:
 
 * ``checkpoints/epoch-NN_loss-L[_val_loss-V].keras``: the full model (optimizer state
   included) after each epoch, or after each improvement when there is validation data;
+* ``checkpoints/resume/step-S.keras``: resume points every `save_every` steps (and at
+  epoch ends without a new epoch checkpoint), the newest two kept;
 * ``training_log.csv``: the per-epoch losses and learning rate (appended on resume);
-* ``model.keras``: the model at the end (training mode; `ssd-keras predict` and
-  `evaluate` add the decoding layer).
+* ``train.log``: starts, resumes, checkpoints written, faults;
+* ``model.keras``: the model at the end (training mode, with the class names;
+  `ssd-keras predict` and `evaluate` add the decoding layer).
+
+Every file is written atomically, and a run killed at any point goes on with
+``resume='latest'`` exactly where its newest complete checkpoint was written (see
+`ssd_keras_cli.checkpointing`).
 """
 
-import glob
 import math
 import os
 import re
@@ -22,7 +28,7 @@ from ssd_keras_cli.configs import build, make_encoder, model_kwargs
 AUGMENTATIONS = ("ssd", "constant", "flip", "none")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("steps", "plateau", "constant")
-STRATEGIES = ("none", "mirrored", "multiworker")
+STRATEGIES = ("none", "mirrored", "multiworker", "data-parallel")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -77,10 +83,26 @@ def make_optimizer(name, learning_rate):
 
 
 def make_strategy(name):
-    """A `tf.distribute` strategy, or None for 'none'."""
+    """The distribution of `name`, or None for 'none'.
+
+    'mirrored' and 'multiworker' are `tf.distribute` strategies (TensorFlow backend);
+    'data-parallel' is `keras.distribution.DataParallel` over all devices (JAX backend).
+    Each has a ``scope()`` to build and compile the model in.
+
+    Raises:
+        BackendError: for a strategy the Keras backend does not offer.
+    """
+    from misc_utils.backend_utils import require_backend
+
     _check("strategy", name, STRATEGIES)
     if name == "none":
         return None
+    if name == "data-parallel":
+        import keras
+
+        require_backend("--strategy data-parallel (keras.distribution.DataParallel)", "jax")
+        return keras.distribution.DataParallel()
+    require_backend(f"--strategy {name} (a tf.distribute strategy)", "tensorflow")
     import tensorflow as tf
 
     if name == "mirrored":
@@ -102,6 +124,10 @@ def fix_multiworker(model):
        reduction dimension 0"). Scalars are averaged over the replicas instead
        (``axis=None``), which is what the other strategies do.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return model
     import tensorflow as tf
     from keras import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
@@ -149,9 +175,11 @@ def set_precision(policy):
 
 
 def latest_checkpoint(out_dir):
-    """The newest ``checkpoints/*.keras`` file under `out_dir`, or None."""
-    paths = glob.glob(os.path.join(out_dir, "checkpoints", "*.keras"))
-    return max(paths, key=os.path.getmtime) if paths else None
+    """The checkpoint ``--resume latest`` goes on from: the newest complete one under
+    `out_dir` (damaged ones skipped with a warning), or None."""
+    from ssd_keras_cli.checkpointing import find_resume_point
+
+    return find_resume_point(out_dir)[0]
 
 
 def epoch_of(path):
@@ -164,7 +192,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
           steps_per_epoch=None, batch_size=32, optimizer="sgd", learning_rate=1e-3, lr_schedule="steps", lr_boundaries=(80, 100),
           weights=None, resume=None, initial_epoch=None, augment="ssd", workers=1, use_multiprocessing=False, seed=None,
           strategy="none", mixed_precision="float32", jit_compile="auto", callbacks=(), model_overrides=None, encoder_overrides=None,
-          materialize=False, verbose=1):
+          materialize=False, verbose=1, save_every=None, class_names=None):
     """Trains model `model_name` on `train_dataset`; returns ``(model, history)``.
 
     Args:
@@ -180,16 +208,18 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         lr_schedule: 'steps' (the SSD300 notebook: divided by 10 at `lr_boundaries`),
             'plateau' (the SSD7 notebook: ReduceLROnPlateau and EarlyStopping) or 'constant'.
         weights: a Keras-2 ``.h5`` weights file loaded by layer name (e.g. the VGG-16 base).
-        resume: a checkpoint ``.keras`` file, or 'latest' for the newest in `out_dir`;
-            training goes on from it with its optimizer state.
-        initial_epoch: the epoch to start from (default: read from the checkpoint name).
+        resume: a checkpoint ``.keras`` file, or 'latest' for the newest complete one in
+            `out_dir`; training goes on from it, at the batch it was written after, with
+            its optimizer state, schedule and data stream.
+        initial_epoch: the epoch to start from instead of the checkpoint's (its batch 0).
         augment: see `transformations`.
         workers, use_multiprocessing: of the `keras_dataset` adapter.
         seed: seeds Keras, the augmentation and the shuffling.
-        strategy: 'none', 'mirrored' or 'multiworker' (the cluster from ``TF_CONFIG``;
-            every worker runs the same command, with the same `seed` so that they build
-            the same batches, of which each keeps its share; workers other than the
-            chief write under ``out_dir/worker-N``).
+        strategy: 'none'; 'mirrored' or 'multiworker' (TensorFlow's tf.distribute; the
+            cluster from ``TF_CONFIG``; every worker runs the same command, with the same
+            `seed` so that they build the same batches, of which each keeps its share;
+            workers other than the chief write under ``out_dir/worker-N``); or
+            'data-parallel' (JAX: `keras.distribution.DataParallel` over all devices).
         mixed_precision: 'float32', 'mixed_float16' or 'mixed_bfloat16'.
         jit_compile: Keras' `jit_compile` for the training step.
         callbacks: more Keras callbacks.
@@ -203,11 +233,21 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             Callbacks that keep state across epochs inside one `fit` call
             (ReduceLROnPlateau, EarlyStopping) restart every epoch, so use the 'steps'
             or 'constant' schedule with it.
-        verbose: Keras' `fit` verbosity (0, 1 or 2).
+        verbose: 0 for silence; else a progress bar per epoch ("epoch 3/22") with the
+            loss and the time elapsed and left (`ssd_keras_cli.progress`).
+        save_every: also write a resume point every this many steps (default: at epoch
+            ends only).
+        class_names: stored in the checkpoints and ``model.keras`` ('background' first),
+            for `ssd-keras predict` and `evaluate`.
 
     Raises:
         ValueError: for bad arguments; FileNotFoundError: for a missing weights or
-        checkpoint file.
+            checkpoint file; `model_files.CorruptModelFile`: for a damaged checkpoint
+            given by name; `model_files.CheckpointError`: when the output folder or a
+            checkpoint cannot be written (the previous checkpoint stays intact);
+            `checkpointing.TrainingError`: when the loss becomes NaN or infinite, or a
+            batch worker process dies (the message names the epoch and batch and the
+            last good checkpoint).
     """
     import keras
 
@@ -222,16 +262,35 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     for path in (weights,):
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"Weights file not found: {path}")
+    from ssd_keras_cli import faults
+    from ssd_keras_cli.checkpointing import RunLog, TrainingError, TrainingRecorder, find_resume_point, restore_callback_states, truncate_log
+    from ssd_keras_cli.checkpointing import RESUME_DIR
+    from ssd_keras_cli.model_files import ensure_writable, remove_stale_temporaries, save_model, verify
+
+    ensure_writable(os.path.join(out_dir, "checkpoints"))  # before anything is read or trained
+    log = RunLog(out_dir)
+    for folder in (os.path.join(out_dir, "checkpoints"), os.path.join(out_dir, "checkpoints", RESUME_DIR)):
+        for path in remove_stale_temporaries(folder):
+            log.write(f"removed {path}, left by a run killed while writing it")
+    state = {}
     if resume == "latest":
-        resume = latest_checkpoint(out_dir)
+        resume, info = find_resume_point(out_dir, log)
         if resume is None:
-            raise FileNotFoundError(f"No checkpoint to resume from in {os.path.join(out_dir, 'checkpoints')}")
-    if resume is not None and not os.path.isfile(resume):
-        raise FileNotFoundError(f"Checkpoint not found: {resume}")
+            raise FileNotFoundError(f"No complete checkpoint to resume from in {os.path.join(out_dir, 'checkpoints')}")
+        state = info.get("training") or {}
+    elif resume is not None:
+        state = verify(resume).get("training") or {}  # FileNotFoundError, CorruptModelFile name the file
+    if resume is not None:
+        if initial_epoch is not None:
+            state = dict(epoch=initial_epoch, batch=0)
+        elif not state:  # a checkpoint of an earlier version: its epoch from the name
+            state = dict(epoch=epoch_of(resume) or 0, batch=0)
+        log.write(f"resuming from {resume} at epoch {state['epoch'] + 1}, batch {state.get('batch', 0) + 1}")
+    else:
+        log.write(f"training {model_name} for {epochs} epochs in {out_dir}")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     set_precision(mixed_precision)
-    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
 
     kwargs = dict(model_kwargs(model_name, n_classes, image_size, scales), **(model_overrides or {}))
     distribution = make_strategy(strategy)
@@ -240,76 +299,131 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         model, predictor_sizes = build(model_name, kwargs)
         if resume is not None:
             model = keras.models.load_model(resume)
-            if initial_epoch is None:
-                initial_epoch = epoch_of(resume) or 0
         else:
             if weights is not None:
                 model.load_weights(weights, by_name=True)
             model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss,
                           jit_compile=jit_compile)
     fix_multiworker(model)
-    if distribution is not None and not distribution.extended.should_checkpoint:
+    extended = getattr(distribution, "extended", None)  # tf.distribute only
+    if extended is not None and not extended.should_checkpoint:
         # A worker other than the chief: its checkpoints, log and model go to a folder of its own.
         out_dir = os.path.join(out_dir, f"worker-{distribution.cluster_resolver.task_id}")
-        os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+        ensure_writable(os.path.join(out_dir, "checkpoints"))
+        log = RunLog(out_dir)
     encoder = make_encoder(model_name, kwargs, predictor_sizes, **(encoder_overrides or {}))
     height, width = kwargs["image_size"][:2]
     background = kwargs.get("subtract_mean") or 0
     train_data = train_dataset.keras_dataset(batch_size, shuffle=True, transformations=transformations(augment, height, width, background, seed),
                                              label_encoder=encoder, workers=workers, use_multiprocessing=use_multiprocessing, seed=seed,
                                              steps_per_epoch=steps_per_epoch)
-    train_data.epoch = initial_epoch or 0  # a resumed run goes on where the data stream was
+    if faults.planned("nan-at-step"):
+        faults.inject_nan(train_data, faults.planned("nan-at-step"))
     val_data = None
     if val_dataset is not None:
         val_data = val_dataset.keras_dataset(batch_size, shuffle=False, transformations=transformations("none", height, width),
                                              label_encoder=encoder, workers=workers, use_multiprocessing=use_multiprocessing)
     monitor = "val_loss" if val_data is not None else "loss"
-    name = "epoch-{epoch:02d}_loss-{loss:.4f}" + ("_val_loss-{val_loss:.4f}" if val_data is not None else "") + ".keras"
-    all_callbacks = [
-        keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "checkpoints", name), monitor=monitor, save_best_only=val_data is not None,
-                                        save_weights_only=False, verbose=int(verbose > 0)),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "training_log.csv"), separator=",", append=resume is not None),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    schedule = []
     if lr_schedule == "steps":
-        all_callbacks.append(keras.callbacks.LearningRateScheduler(lr_steps(learning_rate, lr_boundaries), verbose=0))
+        schedule.append(keras.callbacks.LearningRateScheduler(lr_steps(learning_rate, lr_boundaries), verbose=0))
     elif lr_schedule == "plateau":
-        all_callbacks += [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2, patience=8, min_delta=0.001, min_lr=1e-5,
-                                                            verbose=int(verbose > 0)),
-                          keras.callbacks.EarlyStopping(monitor=monitor, min_delta=0.0, patience=10, verbose=int(verbose > 0))]
-    all_callbacks += list(callbacks)
-    if materialize:
-        history = _fit_materialized(model, train_data, val_data, batch_size, epochs, initial_epoch or 0, all_callbacks, verbose)
-    else:
-        history = model.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=all_callbacks,
-                            initial_epoch=initial_epoch or 0, verbose=verbose)
-    model.save(os.path.join(out_dir, "model.keras"))
+        schedule += [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2, patience=8, min_delta=0.001, min_lr=1e-5,
+                                                       verbose=int(verbose > 0)),
+                     keras.callbacks.EarlyStopping(monitor=monitor, min_delta=0.0, patience=10, verbose=int(verbose > 0))]
+    schedule += list(callbacks)
+    restore_callback_states(schedule, state.get("callbacks"))
+    recorder = TrainingRecorder(out_dir, train_data.epoch_length, train_data, save_every=save_every, monitor=monitor,
+                                info={"class_names": list(class_names)} if class_names is not None else None, state=state,
+                                callbacks=schedule, log=log)
+    log_path = os.path.join(out_dir, "training_log.csv")
+    if resume is not None:
+        truncate_log(log_path, state["epoch"])  # the epochs after the checkpoint run again
+    progress = []
+    if verbose:
+        from ssd_keras_cli.progress import EpochProgress
+
+        progress.append(EpochProgress(epochs, state.get("epoch", 0)))
+    # The recorder first: it completes a resumed epoch's loss before the others log it.
+    all_callbacks = [recorder, *progress, keras.callbacks.CSVLogger(log_path, separator=",", append=resume is not None), *schedule]
+    first_epoch, first_batch = state.get("epoch", 0), state.get("batch", 0)
+    # A keras.distribution (JAX) shards the batches only inside its scope; tf.distribute needs none here.
+    fit_scope = distribution.scope() if distribution is not None and extended is None else _NullScope()
+    history = keras.callbacks.History()
+    history.history = {}
+    try:
+        with fit_scope:
+            if materialize:
+                _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epoch, recorder, all_callbacks, progress, history)
+            else:
+                if first_batch:  # the rest of the epoch the checkpoint was written in
+                    recorder.start_epoch(first_epoch)
+                    train_data.first_batch = first_batch
+                    _merge(history, model.fit(train_data, epochs=first_epoch + 1, validation_data=val_data, callbacks=all_callbacks,
+                                              initial_epoch=first_epoch, shuffle=False, verbose=0))
+                    train_data.first_batch = 0
+                    first_epoch += 1
+                if first_epoch < epochs and not model.stop_training and recorder.failure is None:
+                    recorder.start_epoch(first_epoch)
+                    # shuffle=False: the data set has its own order per pass, seeded and resumable;
+                    # Keras would shuffle the batch order again with Python's `random`.
+                    _merge(history, model.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=all_callbacks,
+                                              initial_epoch=first_epoch, shuffle=False, verbose=0))
+    except Exception as error:
+        worker_error = getattr(train_data, "worker_error", None)
+        if worker_error is None:
+            raise
+        # A batch worker died (Keras may hand its error on wrapped in a backend's error).
+        last = recorder.last_checkpoint or resume
+        message = (f"{worker_error} Training stopped at epoch {recorder.epoch + 1}; the last checkpoint is {last or 'none yet'}; "
+                   "go on with --resume latest.")
+        log.write(message)
+        raise TrainingError(message) from error
+    finally:
+        train_data.close()
+        if val_data is not None:
+            val_data.close()
+    if recorder.failure is not None:
+        last = recorder.last_checkpoint or (resume if resume is not None else None)
+        raise TrainingError(f"{recorder.failure}. The last good checkpoint is {last or 'none (none was written yet)'}; "
+                            f"the batch's image files are listed in {log.path}.")
+    save_model(model, os.path.join(out_dir, "model.keras"), {"class_names": list(class_names)} if class_names is not None else None)
+    log.write(f"finished after epoch {epochs}; saved {os.path.join(out_dir, 'model.keras')}")
     return model, history
 
 
-def _arrays(dataset):
-    """All batches of a `PyDataset` as two arrays (and the end of its epoch)."""
-    batches = [tuple(np.array(a) for a in dataset[i]) for i in range(len(dataset))]  # copies free worker slots
-    dataset.on_epoch_end()
+def _merge(history, new):
+    for key, values in new.history.items():
+        history.history.setdefault(key, []).extend(values)
+
+
+def _arrays(dataset, progress=None, epoch=None):
+    """All batches of a `PyDataset`'s epoch as two arrays."""
+    batches = []
+    for i in range(len(dataset)):
+        batches.append(tuple(np.array(a) for a in dataset[i]))  # copies free worker slots
+        if progress:
+            progress[0].built()
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
-def _fit_materialized(model, train_data, val_data, batch_size, epochs, initial_epoch, callbacks, verbose):
-    """`fit` one epoch at a time from arrays built anew (new augmentation) each epoch."""
-    import keras
+def _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epoch, recorder, callbacks, progress, history):
+    """`fit` one epoch at a time from arrays built anew (new augmentation) each epoch.
 
+    A resumed epoch starts at the checkpoint's batch: its arrays are built whole (the
+    same batches, as they are seeded by their number) and cut there.
+    """
     validation = _arrays(val_data) if val_data is not None else None
-    merged = keras.callbacks.History()
-    merged.history = {}
-    for epoch in range(initial_epoch, epochs):
-        x, y = _arrays(train_data)
-        history = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, validation_data=validation,
-                            callbacks=callbacks, verbose=verbose)
-        for key, values in history.history.items():
-            merged.history.setdefault(key, []).extend(values)
-        if model.stop_training:
+    for epoch in range(first_epoch, epochs):
+        first_batch = recorder.start_epoch(epoch)
+        if progress:
+            progress[0].building(epoch, len(train_data))
+        x, y = _arrays(train_data, progress)
+        x, y = x[first_batch * batch_size:], y[first_batch * batch_size:]
+        _merge(history, model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
+                                  validation_data=validation, callbacks=callbacks, verbose=0))
+        if model.stop_training or recorder.failure is not None:
             break
-    return merged
 
 
 class _NullScope:

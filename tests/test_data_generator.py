@@ -270,6 +270,7 @@ def test_lists_from_pickles_and_text_files(voc, tmp_path):
         assert len(pickle.load(f)) == 3
 
 
+@pytest.mark.backends
 def test_model_fit_runs_one_epoch_from_the_adapter(voc):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras

@@ -1,0 +1,285 @@
+"""Training that survives faults.
+
+`TrainingRecorder` is the callback `training.train` puts first. It writes resume points
+(full `.keras` files: weights, optimizer state, and the training state in the file's
+``ssd_keras.json``) every `save_every` steps and at every epoch end, each atomically
+(`model_files.save_model`). A run killed at any point, even while writing, resumes
+from the newest complete one with `--resume latest` (`find_resume_point`, which skips
+damaged files with a warning naming them): the data stream goes on at the batch where
+the checkpoint was written (batches are seeded by their number, so they are the ones
+the uninterrupted run sees), the learning-rate schedule at its epoch, ReduceLROnPlateau
+and EarlyStopping with their counters, and the epoch's loss with the batches before.
+
+A NaN or infinite loss stops the run at that batch: nothing is saved after it, the
+message names the epoch, the batch and the batch's image files, which also go to
+``train.log``. A batch worker process that dies stops the run the same way.
+
+Where files go, under the run's folder:
+
+* ``checkpoints/epoch-NN_loss-L[_val_loss-V].keras``: after each epoch (with
+  validation data, after each improvement), as before; each is a resume point too;
+* ``checkpoints/resume/step-SSSSSSSS.keras``: the resume points between them (the
+  newest two are kept);
+* ``train.log``: what happened (starts, resumes, skipped checkpoints, faults).
+"""
+
+import csv
+import glob
+import math
+import os
+import re
+import time
+import warnings
+
+import keras
+
+from ssd_keras_cli import faults
+from ssd_keras_cli.model_files import CorruptModelFile, read_info, save_model, verify
+
+RESUME_DIR = "resume"
+KEEP_RESUME_POINTS = 2
+# Attributes of Keras' stateful callbacks that a resumed run must get back.
+CALLBACK_STATE = {
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+    "EarlyStopping": ("wait", "best", "stopped_epoch", "best_epoch"),
+}
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on a fault; the message says where, why, and what was kept."""
+
+
+class RunLog:
+    """``train.log``: one timestamped line per event, appended, flushed at once."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(out_dir, "train.log")
+
+    def write(self, message):
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        except OSError:
+            pass  # a log that cannot be written does not stop training
+
+
+def _newness(path):
+    """How far into training a checkpoint was written, for ordering: its step count (from
+    its state, else from a ``step-N`` name); checkpoints of earlier versions, which have
+    neither, come after, by the epoch in their name."""
+    state = read_info(path).get("training")
+    if state:
+        return state["global_step"]
+    name = os.path.basename(path)
+    match = re.search(r"step-(\d+)", name)
+    if match:
+        return int(match.group(1))
+    match = re.search(r"epoch-(\d+)", name)
+    return -10**9 + int(match.group(1)) if match else -10**10
+
+
+def resume_candidates(out_dir):
+    """Checkpoint files under `out_dir`, the newest first."""
+    paths = glob.glob(os.path.join(out_dir, "checkpoints", "*.keras")) + glob.glob(os.path.join(out_dir, "checkpoints", RESUME_DIR, "*.keras"))
+    return sorted(paths, key=_newness, reverse=True)
+
+
+def find_resume_point(out_dir, log=None):
+    """The newest complete checkpoint under `out_dir`: ``(path, info)``, or ``(None, {})``.
+
+    Truncated or damaged files newer than it are skipped with a warning naming them.
+    """
+    for path in resume_candidates(out_dir):
+        try:
+            return path, verify(path)
+        except (CorruptModelFile, OSError) as error:
+            message = f"Skipping checkpoint {path}: it is truncated or damaged ({error})"
+            warnings.warn(message, stacklevel=2)
+            if log is not None:
+                log.write(message)
+    return None, {}
+
+
+def callback_states(callbacks):
+    """The state of the stateful Keras callbacks among `callbacks` (see `CALLBACK_STATE`)."""
+    states = {}
+    for index, callback in enumerate(callbacks):
+        names = CALLBACK_STATE.get(type(callback).__name__)
+        if names:
+            states[f"{index}:{type(callback).__name__}"] = {name: _plain(getattr(callback, name, None)) for name in names}
+    return states
+
+
+def restore_callback_states(callbacks, states):
+    for index, callback in enumerate(callbacks):
+        state = (states or {}).get(f"{index}:{type(callback).__name__}")
+        for name, value in (state or {}).items():
+            setattr(callback, name, value)
+
+
+def _plain(value):
+    try:
+        return float(value) if value is not None and not isinstance(value, (int, bool)) else value
+    except (TypeError, ValueError):
+        return None
+
+
+def truncate_log(path, epoch):
+    """Drops the rows of epochs >= `epoch` from a CSVLogger file (a resumed run writes them again)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[column]) < epoch]
+    if len(kept) == len(rows):
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(temporary, path)
+
+
+class TrainingRecorder(keras.callbacks.Callback):
+    """Writes resume points and watches for faults (module docstring).
+
+    Args:
+        out_dir: the run's folder.
+        steps_per_epoch: batches per epoch.
+        dataset: the `keras_dataset` the batches come from (for the batch numbering, the
+            image files of a batch, its worker processes), or None.
+        save_every: also write a resume point every this many steps (None: epoch ends only).
+        monitor: 'val_loss' to keep only improving epoch checkpoints, or 'loss' to keep all.
+        info: stored in every checkpoint too (the class names).
+        state: the training state of the checkpoint resumed from, or None.
+        callbacks: the run's other callbacks, whose state checkpoints carry.
+        log: a `RunLog`.
+    """
+
+    def __init__(self, out_dir, steps_per_epoch, dataset=None, save_every=None, monitor="loss", info=None, state=None, callbacks=(),
+                 log=None):
+        super().__init__()
+        self.out_dir = out_dir
+        self.steps_per_epoch = steps_per_epoch
+        self.dataset = dataset
+        self.save_every = save_every
+        self.monitor = monitor
+        self.info = dict(info or {})
+        self.callbacks = list(callbacks)
+        self.log = log or RunLog(out_dir)
+        self.resume = dict(state or {})
+        self.best = self.resume.get("best", math.inf)
+        self.failure = None
+        self.epoch = None
+        self.first_batch = 0
+        self.last_checkpoint = None
+        os.makedirs(os.path.join(out_dir, "checkpoints", RESUME_DIR), exist_ok=True)
+
+    # ------------------------------------------------------------ the position
+
+    def start_epoch(self, epoch):
+        """Sets the epoch in progress; a resumed epoch starts at its checkpoint's batch."""
+        resumed = self.resume.get("epoch") == epoch and self.resume.get("batch", 0) > 0
+        self.epoch = epoch
+        self.first_batch = self.resume["batch"] if resumed else 0
+        self.base_sum = self.resume.get("loss_sum", 0.0) if resumed else 0.0
+        self.base_count = self.resume.get("loss_count", 0) if resumed else 0
+        self.batches_done = 0
+        self.loss_sum, self.loss_count = self.base_sum, self.base_count
+        if self.dataset is not None:
+            self.dataset.epoch = epoch
+        return self.first_batch
+
+    def global_step(self, epoch, batch):
+        """Steps done after `batch` (0-based) of `epoch`, counted from the run's start."""
+        return epoch * self.steps_per_epoch + batch + 1
+
+    # ------------------------------------------------------------ Keras hooks
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epoch != epoch:
+            self.start_epoch(epoch)
+        elif self.dataset is not None:
+            self.dataset.epoch = epoch  # whatever Keras' own calls of on_epoch_end did to it
+
+    def on_train_batch_end(self, batch, logs=None):
+        batch_in_epoch = self.first_batch + batch
+        loss = float((logs or {}).get("loss", 0.0))
+        self.batches_done = batch + 1
+        self.loss_sum = self.base_sum + loss * self.batches_done  # Keras reports the mean so far
+        self.loss_count = self.base_count + self.batches_done
+        step = self.global_step(self.epoch, batch_in_epoch)
+        if not math.isfinite(loss):
+            self._fail_nan(batch_in_epoch, loss)
+            return
+        if faults.planned("kill-worker-at-step") == step:
+            self._kill_a_worker()
+        if faults.planned("kill-at-step") == step:
+            faults.kill_now()
+        if self.save_every and step % self.save_every == 0 and batch_in_epoch + 1 < self.steps_per_epoch:
+            self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failure is not None:
+            return
+        if logs is not None and self.base_count:
+            # A resumed epoch: its loss over the batches before the checkpoint too.
+            logs["loss"] = self.loss_sum / self.loss_count
+        step = self.global_step(epoch, self.steps_per_epoch - 1)
+        value = (logs or {}).get(self.monitor)
+        improved = self.monitor == "loss" or (value is not None and value < self.best)
+        if improved and value is not None:
+            self.best = value
+        self.loss_sum, self.loss_count = 0.0, 0
+        state = self._state(epoch + 1, 0, step)
+        if improved:
+            name = f"epoch-{epoch + 1:02d}_loss-{logs['loss']:.4f}" + (f"_val_loss-{logs['val_loss']:.4f}" if "val_loss" in logs else "")
+            self._write(os.path.join(self.out_dir, "checkpoints", name + ".keras"), state)
+        else:
+            self._save_resume_point(epoch + 1, 0, step)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _state(self, epoch, batch, step):
+        return dict(epoch=epoch, batch=batch, global_step=step, steps_per_epoch=self.steps_per_epoch, loss_sum=self.loss_sum,
+                    loss_count=self.loss_count, best=self.best if math.isfinite(self.best) else None,
+                    callbacks=callback_states(self.callbacks))
+
+    def _save_resume_point(self, epoch, batch, step):
+        self._write(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, f"step-{step:08d}.keras"), self._state(epoch, batch, step))
+        points = sorted(glob.glob(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, "step-*.keras")))
+        for old in points[:-KEEP_RESUME_POINTS]:
+            try:
+                os.remove(old)
+            except OSError:
+                pass
+
+    def _write(self, path, state):
+        save_model(self.model, path, dict(self.info, training=state), checkpoint=True)
+        self.last_checkpoint = path
+        self.log.write(f"checkpoint {path} (after {state['global_step']} steps)")
+
+    # ------------------------------------------------------------ faults
+
+    def batch_files(self, epoch, batch):
+        """The image files of `batch` of `epoch`, as far as the data set knows them."""
+        if self.dataset is None or getattr(self.dataset.data_generator, "filenames", None) is None:
+            return []
+        indices = self.dataset._batch_indices(epoch * self.dataset.epoch_length + batch)
+        return [self.dataset.data_generator.filenames[i] for i in indices]
+
+    def _fail_nan(self, batch, loss):
+        files = self.batch_files(self.epoch, batch)
+        self.failure = (f"The loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1} (step "
+                        f"{self.global_step(self.epoch, batch)}); training stopped, nothing was saved after it")
+        self.log.write(self.failure + ". The batch's images: " + (", ".join(files) if files else "(unknown)"))
+        self.model.stop_training = True
+
+    def _kill_a_worker(self):
+        import signal
+
+        pool = getattr(self.dataset, "_pool", None)
+        if pool is not None and pool._processes:
+            os.kill(pool._processes[0].pid, signal.SIGKILL)

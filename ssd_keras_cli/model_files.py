@@ -1,0 +1,175 @@
+"""`.keras` files written so that a crash or a full disk never leaves a broken one, with
+the project's own information stored inside, and checked before they are trusted.
+
+A `.keras` file is a zip archive. Keras reads the members it wrote (``config.json``,
+``metadata.json``, ``model.weights.h5``) and ignores others, so the class names and,
+in checkpoints, the training state travel in a member of their own, ``ssd_keras.json``.
+
+`save_model` writes a temporary file in the same folder, adds that member, flushes it
+to the disk and renames it over the target in one step (`os.replace`): a reader sees
+the old file or the new one, never half of one. `verify` checks a file's zip structure
+and every member's CRC before a resume trusts it.
+"""
+
+import errno
+import json
+import os
+import zipfile
+
+from ssd_keras_cli import faults
+
+INFO_MEMBER = "ssd_keras.json"
+KERAS_MEMBERS = ("config.json", "model.weights.h5")
+
+
+class CheckpointError(OSError):
+    """A model file could not be written; the file that was there before is unchanged."""
+
+
+class CorruptModelFile(ValueError):
+    """A file is not a complete `.keras` archive (truncated, damaged, or something else)."""
+
+
+_checkpoint_writes = [0]
+
+
+def save_model(model, path, info=None, checkpoint=False):
+    """Writes `model` to the `.keras` file `path` atomically, with `info` stored in it.
+
+    Args:
+        model: a Keras model (its optimizer state is saved too, as `model.save` does).
+        path: the target; its folder must exist.
+        info: a JSON-able dict (class names, training state), or None.
+        checkpoint: counts as a checkpoint for fault injection (`ssd_keras_cli.faults`).
+
+    Raises:
+        CheckpointError: naming the file and the cause (no space left, no permission...);
+            `path` is then as it was, and no temporary file is left behind.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
+    if checkpoint:
+        _checkpoint_writes[0] += 1
+    try:
+        model.save(temporary)
+        if info is not None:
+            with zipfile.ZipFile(temporary, "a") as archive:
+                archive.writestr(INFO_MEMBER, json.dumps(info))
+        if checkpoint and faults.planned("kill-in-checkpoint") == _checkpoint_writes[0]:
+            faults.kill_now()
+        if checkpoint and faults.planned("enospc-in-checkpoint") == _checkpoint_writes[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), temporary)
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        _sync_folder(folder)
+    except OSError as error:
+        _remove(temporary)
+        kept = "the previous file is unchanged" if os.path.exists(path) else "nothing was written"
+        raise CheckpointError(error.errno, f"Cannot write {path}: {error.strerror or error} ({kept})") from error
+    except BaseException:
+        _remove(temporary)
+        raise
+    return path
+
+
+def read_info(path):
+    """The `info` stored by `save_model` (``{}`` if there is none or the file is unreadable)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if INFO_MEMBER in archive.namelist():
+                return json.loads(archive.read(INFO_MEMBER))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        pass
+    return {}
+
+
+def verify(path, require_info=False):
+    """Checks that `path` is a complete `.keras` archive; returns its stored info.
+
+    Raises:
+        FileNotFoundError: if it does not exist.
+        CorruptModelFile: naming the file and what is wrong (not a zip archive, a
+            truncated or damaged member, a member missing).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = archive.namelist()
+            if damaged is not None:
+                raise CorruptModelFile(f"{path}: member {damaged} is damaged (CRC mismatch)")
+            missing = [name for name in KERAS_MEMBERS + ((INFO_MEMBER,) if require_info else ()) if name not in names]
+            if missing:
+                raise CorruptModelFile(f"{path}: not a complete .keras archive (missing {', '.join(missing)})")
+            return json.loads(archive.read(INFO_MEMBER)) if INFO_MEMBER in names else {}
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError) as error:
+        if isinstance(error, CorruptModelFile):
+            raise
+        raise CorruptModelFile(f"{path}: not a .keras archive, or a truncated one ({error})") from None
+
+
+def ensure_writable(folder):
+    """Creates `folder` if needed and checks that files can be written in it.
+
+    Raises:
+        CheckpointError: naming the folder and the cause.
+    """
+    probe = os.path.join(folder, f".write_test.{os.getpid()}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        os.remove(probe)
+    except OSError as error:
+        _remove(probe)
+        raise CheckpointError(error.errno, f"Cannot write to the output folder {folder}: {error.strerror or error}") from error
+
+
+def remove_stale_temporaries(folder):
+    """Removes the temporary files that writers killed halfway left in `folder` (those of
+    processes that no longer run); returns their paths."""
+    import glob
+    import re
+
+    removed = []
+    for path in glob.glob(os.path.join(folder, ".*.tmp.keras")):
+        match = re.search(r"\.(\d+)\.tmp\.keras$", path)
+        if match and not _running(int(match.group(1))):
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sync_folder(folder):
+    """Flushes the rename itself to the disk (where the platform allows it)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

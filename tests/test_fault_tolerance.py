@@ -1,0 +1,177 @@
+"""Training that survives faults, shown with the real ``ssd-keras train`` in fresh processes:
+kill -9 at a random step or while a checkpoint is written, then ``--resume latest``, ends
+with the uninterrupted run's weights, optimizer state and learning rate; a damaged newest
+checkpoint, a NaN loss, a full disk, a folder that cannot be written and a batch worker
+that dies are each reported, and leave the last good checkpoint.
+
+Faults are planted with ``SSD_KERAS_FAULT`` (`ssd_keras_cli.faults`): the process kills
+itself with SIGKILL at the chosen point, as ``kill -9`` would."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_layers  # noqa: F401  (registers the layers for loading the models written)
+from ssd_keras_cli.model_files import verify
+
+EPOCHS, STEPS_PER_EPOCH = 3, 4  # 16 images, batch 4
+KILLED = -9
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from data_generator.synthetic_shapes import make_shapes_dataset
+
+    return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=16, n_test=4, seed=1, verbose=False)
+
+
+def train(data, out, *extra, fault=None, timeout=600):
+    """``ssd-keras train`` of SSD7 for 3 epochs, a resume point after every step."""
+    script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
+    if not os.path.exists(script):
+        pytest.skip("the package is not installed in this environment (pip install -e .)")
+    argv = [script, "train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "sgd", "--lr", "0.01",
+            "--lr-schedule", "steps", "--lr-boundaries", "2", "--augment", "flip", "--epochs", str(EPOCHS), "--seed", "0",
+            "--save-every", "1", "--quiet", "--classes", ",".join(data["classes"][1:]), "--out", str(out), "--data-format", "voc",
+            "--images-dir", data["images_dir"], "--image-set", data["trainval"], "--annotations", data["annotations_dir"], *extra]
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("SSD_KERAS_FAULT", None)
+    if fault:
+        env["SSD_KERAS_FAULT"] = fault
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def final_state(out):
+    """Weights, optimizer variables (momenta, iterations, learning rate) and the log of a finished run."""
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    with open(os.path.join(out, "training_log.csv")) as f:
+        log = [line.split(",") for line in f.read().split()]
+    return ([np.asarray(w) for w in model.get_weights()], [np.asarray(v) for v in model.optimizer.variables],
+            float(model.optimizer.learning_rate), log)
+
+
+def assert_same_run(out, reference):
+    weights, optimizer, lr, log = final_state(out)
+    ref_weights, ref_optimizer, ref_lr, ref_log = reference
+    # Measured: bit-identical on TensorFlow's CPU kernels; 1e-6 allows other machines' float rounding.
+    for got, expected in zip(weights + optimizer, ref_weights + ref_optimizer):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert lr == ref_lr == pytest.approx(0.001)  # divided by 10 at epoch 3
+    assert [row[0] for row in log] == [row[0] for row in ref_log] == ["epoch", "0", "1", "2"]
+    for row, ref_row in zip(log[1:], ref_log[1:]):  # a resumed epoch's loss includes the batches before the kill
+        assert float(row[1]) == pytest.approx(float(ref_row[1]), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    result = train(data, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return final_state(out)
+
+
+def _resume(data, out):
+    result = train(data, out, "--resume", "latest")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill_9_at_a_random_step_then_resume_gives_the_uninterrupted_run(data, reference, tmp_path, seed):
+    step = int(np.random.default_rng(seed).integers(1, EPOCHS * STEPS_PER_EPOCH))  # seeds 0, 1: steps 10 and 6, mid-epoch
+    killed = train(data, tmp_path, fault=f"kill-at-step:{step}")
+    assert killed.returncode == KILLED
+    assert not os.path.exists(tmp_path / "model.keras")
+    _resume(data, tmp_path)
+    assert_same_run(tmp_path, reference)
+
+
+def test_kill_9_while_a_checkpoint_is_written_then_resume(data, reference, tmp_path):
+    write = int(np.random.default_rng(7).integers(2, EPOCHS * STEPS_PER_EPOCH))
+    killed = train(data, tmp_path, fault=f"kill-in-checkpoint:{write}")
+    assert killed.returncode == KILLED
+    # The half-written file is a temporary one; every checkpoint under its own name is complete.
+    temporaries = glob.glob(str(tmp_path / "checkpoints" / "**" / ".*.tmp.keras"), recursive=True)
+    assert len(temporaries) == 1
+    for path in glob.glob(str(tmp_path / "checkpoints" / "**" / "*.keras"), recursive=True):
+        verify(path, require_info=True)
+    result = _resume(data, tmp_path)
+    assert not glob.glob(str(tmp_path / "checkpoints" / "**" / ".*.tmp.keras"), recursive=True)  # cleaned up
+    assert "removed" in (tmp_path / "train.log").read_text()
+    assert result.returncode == 0
+    assert_same_run(tmp_path, reference)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(data, reference, tmp_path):
+    assert train(data, tmp_path, fault="kill-at-step:7").returncode == KILLED
+    newest = tmp_path / "checkpoints" / "resume" / "step-00000006.keras"
+    data_bytes = newest.read_bytes()
+    newest.write_bytes(data_bytes[: len(data_bytes) // 2])  # truncated, as by a crash of the disk or a copy
+    result = _resume(data, tmp_path)
+    assert f"Skipping checkpoint {newest}" in result.stderr and "truncated or damaged" in result.stderr
+    assert "resuming from" in (tmp_path / "train.log").read_text() and "step-00000005.keras" in (tmp_path / "train.log").read_text()
+    assert_same_run(tmp_path, reference)
+
+
+def test_a_nan_loss_stops_training_naming_the_epoch_batch_and_files(data, tmp_path):
+    result = train(data, tmp_path, fault="nan-at-step:6")  # epoch 2, batch 2
+    assert result.returncode == 1
+    assert "The loss became nan at epoch 2, batch 2 (step 6)" in result.stderr
+    log = (tmp_path / "train.log").read_text()
+    line = next(line for line in log.splitlines() if "The batch's images:" in line)
+    files = line.split("The batch's images: ")[1].split(", ")
+    assert len(files) == 4 and all(f.startswith(data["images_dir"]) and os.path.isfile(f) for f in files)
+    # Nothing was saved after the NaN: the newest checkpoint is step 5's, and it is finite.
+    steps = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "checkpoints" / "resume" / "*.keras")))
+    assert steps[-1] == "step-00000005.keras" and not os.path.exists(tmp_path / "model.keras")
+    assert f"The last good checkpoint is {tmp_path / 'checkpoints' / 'resume' / 'step-00000005.keras'}" in result.stderr
+    model = keras.saving.load_model(str(tmp_path / "checkpoints" / "resume" / "step-00000005.keras"))
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(data, tmp_path):
+    result = train(data, tmp_path, fault="enospc-in-checkpoint:3")
+    assert result.returncode == 1
+    assert "No space left on device" in result.stderr and "step-00000003.keras" in result.stderr
+    previous = tmp_path / "checkpoints" / "resume" / "step-00000002.keras"
+    assert verify(str(previous), require_info=True)["training"]["global_step"] == 2
+    assert not glob.glob(str(tmp_path / "checkpoints" / "**" / ".*.tmp.keras"), recursive=True)
+
+
+def _make_read_only(folder):
+    if os.geteuid() == 0:  # root ignores permission bits; an immutable folder stops it
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+            pytest.skip("cannot make a folder read-only for root here (chattr)")
+        return lambda: subprocess.run(["chattr", "-i", str(folder)])
+    os.chmod(folder, 0o555)
+    return lambda: os.chmod(folder, 0o755)
+
+
+def test_an_output_folder_that_cannot_be_written_is_reported_and_nothing_changes(data, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    assert train(data, tmp_path, fault="kill-at-step:3").returncode == KILLED
+    before = {path: open(path, "rb").read() for path in glob.glob(str(checkpoints / "**" / "*.keras"), recursive=True)}
+    undo = _make_read_only(checkpoints)
+    try:
+        result = train(data, tmp_path, "--resume", "latest")
+    finally:
+        undo()
+    assert result.returncode == 1
+    assert f"Cannot write to the output folder {checkpoints}" in result.stderr
+    after = {path: open(path, "rb").read() for path in glob.glob(str(checkpoints / "**" / "*.keras"), recursive=True)}
+    assert after == before
+
+
+def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, reference, tmp_path):
+    result = train(data, tmp_path, "--processes", "--workers", "2", fault="kill-worker-at-step:5", timeout=300)  # no hang
+    assert result.returncode == 1
+    assert "Batch worker process" in result.stderr and "died" in result.stderr and "--resume latest" in result.stderr
+    # Batches depend on their number only, not on the workers: the run ends as the reference.
+    assert _resume(data, tmp_path).returncode == 0
+    assert_same_run(tmp_path, reference)
