@@ -49,8 +49,8 @@ setup(
         "coco": ["pycocotools>=2.0.8"],
         "export": ["ai-edge-litert>=2.3"],  # LiteRT, the successor of tf.lite.Interpreter, to run .tflite files
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbmake>=1.5", "matplotlib>=3.8", "ipykernel>=6.29",
-                 "ai-edge-litert>=2.3"],
-        "notebooks": ["jupyter", "matplotlib>=3.8"],
+                 "ai-edge-litert>=2.3", "jupytext>=1.16"],
+        "notebooks": ["jupyter", "matplotlib>=3.8", "jupytext>=1.16"],
     },
     entry_points={"console_scripts": ["ssd-keras = ssd_keras_cli.cli:main"]},
     license="Apache-2.0",

@@ -23,26 +23,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models import presets  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast  # noqa: E402
 
-SSD300_PREDICTOR_SIZES = [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
-SSD300_VOC = dict(
-    img_height=300,
-    img_width=300,
-    n_classes=20,
-    predictor_sizes=SSD300_PREDICTOR_SIZES,
-    scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-    aspect_ratios_per_layer=[[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3 + [[1.0, 2.0, 0.5]] * 2,
-    two_boxes_for_ar1=True,
-    steps=[8, 16, 32, 64, 100, 300],
-    offsets=[0.5] * 6,
-    variances=[0.1, 0.1, 0.2, 0.2],
-    matching_type="multi",
-    pos_iou_threshold=0.5,
-    neg_iou_limit=0.5,
-    normalize_coords=True,
-)
+# The SSD300 Pascal VOC configuration of the notebooks (`models.presets`).
+SSD300_VOC = presets.encoder_kwargs("ssd300_voc")
 
 
 def random_labels(rng, batch_size, n_classes=20, size=300, max_boxes=7):

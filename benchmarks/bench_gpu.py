@@ -35,7 +35,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -83,11 +82,11 @@ def training(name, kwargs, precision, batch, steps, repeats, lr, jit_compile, rn
     set_precision(PRECISIONS[precision])
     try:
         keras.utils.set_random_seed(0)
-        model, sizes = build(name, kwargs)
+        model, _ = build(name, kwargs)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.9), loss=SSDLoss().compute_loss, jit_compile=jit_compile)
         height, width = kwargs["image_size"][:2]
         images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.float32)
-        targets = make_encoder(name, kwargs, sizes)(random_labels(rng, batch, kwargs["n_classes"], min(height, width)))
+        targets = make_encoder(name, model)(random_labels(rng, batch, kwargs["n_classes"], min(height, width)))
         losses = [float(model.train_on_batch(images, targets))]
 
         def run():
@@ -142,8 +141,8 @@ def pipeline(kwargs, workers, n_images, batch, repeats):
     from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
 
     name = "ssd300"
-    _, sizes = build(name, kwargs)
-    encoder = make_encoder(name, kwargs, sizes)
+    model, _ = build(name, kwargs)
+    encoder = make_encoder(name, model)
     height, width = kwargs["image_size"][:2]
     with tempfile.TemporaryDirectory() as folder:
         dataset = write_dataset(folder, n_images, np.random.default_rng(0))

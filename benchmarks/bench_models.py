@@ -40,11 +40,11 @@ def median_ms(fn, repeats, warmup=2):
 def training_step(name, n_classes, rng, batch=8):
     """`train_on_batch` of model `name` on a fixed batch (a callable)."""
     kwargs = model_kwargs(name, n_classes)
-    model, sizes = build(name, kwargs)
+    model, _ = build(name, kwargs)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9), loss=SSDLoss().compute_loss)
     height, width = kwargs["image_size"][:2]
     images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
-    targets = make_encoder(name, kwargs, sizes)(random_labels(rng, batch, n_classes, min(height, width)))
+    targets = make_encoder(name, model)(random_labels(rng, batch, n_classes, min(height, width)))
     return lambda: model.train_on_batch(images, targets)
 
 

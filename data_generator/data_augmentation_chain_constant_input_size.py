@@ -5,7 +5,8 @@ the output keeps the input's size."""
 from data_generator.object_detection_2d_geometric_ops import RandomFlip, RandomScale, RandomTranslate
 from data_generator.object_detection_2d_image_boxes_validation_utils import BoxFilter, ImageValidator
 from data_generator.object_detection_2d_photometric_ops import PhotometricDistortions
-from data_generator.transform_utils import TransformChain, as_rng
+from data_generator.transform_utils import TransformChain
+from misc_utils.random_utils import as_rng
 
 
 class DataAugmentationConstantInputSize(TransformChain):

@@ -11,7 +11,8 @@ from data_generator.object_detection_2d_patch_sampling_ops import (
     compose_crop_pads,
 )
 from data_generator.object_detection_2d_photometric_ops import PhotometricDistortions
-from data_generator.transform_utils import TransformChain, as_rng, copy_labels, result, run_sequence
+from data_generator.transform_utils import TransformChain, copy_labels, result, run_sequence
+from misc_utils.random_utils import as_rng
 
 
 class SSDRandomCrop(TransformChain):

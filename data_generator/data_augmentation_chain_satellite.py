@@ -4,7 +4,7 @@ no preferred orientation."""
 
 from data_generator.data_augmentation_chain_variable_input_size import DataAugmentationVariableInputSize
 from data_generator.object_detection_2d_geometric_ops import RandomFlip, RandomRotate
-from data_generator.transform_utils import as_rng
+from misc_utils.random_utils import as_rng
 
 
 class DataAugmentationSatellite(DataAugmentationVariableInputSize):

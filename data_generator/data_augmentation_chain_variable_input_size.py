@@ -6,7 +6,8 @@ from data_generator.object_detection_2d_geometric_ops import RandomFlip, Resize
 from data_generator.object_detection_2d_image_boxes_validation_utils import BoxFilter, ImageValidator
 from data_generator.object_detection_2d_patch_sampling_ops import PatchCoordinateGenerator, RandomPatch
 from data_generator.object_detection_2d_photometric_ops import PhotometricDistortions
-from data_generator.transform_utils import TransformChain, as_rng
+from data_generator.transform_utils import TransformChain
+from misc_utils.random_utils import as_rng
 
 
 class DataAugmentationVariableInputSize(TransformChain):

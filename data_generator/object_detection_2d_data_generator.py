@@ -10,22 +10,17 @@ parallel workers.
 """
 
 import copy
-import csv
-import json
-import math
 import os
 import pickle
-import tempfile
-import threading
 import warnings
 from collections import defaultdict
 
 import cv2
-import h5py
 import numpy as np
 from tqdm import tqdm
 
-from data_generator.batch_workers import BatchWorkers, WorkerError, fork_available, shared_bytes
+from data_generator.annotation_parsers import CSV_COLUMNS, DatasetError, labels_array, read_coco, read_csv, read_voc  # noqa: F401
+from data_generator.hdf5_io import read_dataset, write_dataset
 from data_generator.object_detection_2d_image_boxes_validation_utils import BoxFilter
 from data_generator.transform_utils import accepts_inverter
 from ssd_encoder_decoder.ssd_input_encoder import DegenerateBoxError, SSDInputEncoder
@@ -35,16 +30,11 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 # The order in which `generate` yields the outputs that `returns` asks for.
 RETURN_ORDER = ("processed_images", "encoded_labels", "matched_anchors", "processed_labels", "filenames", "image_ids",
                 "evaluation-neutral", "inverse_transform", "original_images", "original_labels")
-CSV_COLUMNS = ("image_name", "xmin", "xmax", "ymin", "ymax", "class_id")
 DEGENERATE_BOX_HANDLING = ("remove", "warn", "error")
 
 
 class DegenerateBatchError(Exception):
     """A batch that cannot be formed: no image left, or images of different sizes."""
-
-
-class DatasetError(Exception):
-    """A data set that cannot be read or used: missing or unreadable files, bad annotations."""
 
 
 def load_image(path):
@@ -78,10 +68,6 @@ def _load_list(value, name):
         except (OSError, pickle.UnpicklingError, EOFError) as error:
             raise DatasetError(f"Cannot read `{name}` from {value}: {error}") from None
     raise ValueError(f"Expected `{name}` to be a list, a tuple or the path of a pickle file. Received: {type(value).__name__}")
-
-
-def _labels_array(rows, n_columns=5):
-    return np.array(rows, dtype=np.float64).reshape(-1, n_columns)
 
 
 class DataGenerator:
@@ -130,7 +116,7 @@ class DataGenerator:
             self.filenames = _load_list(filenames, "filenames")
         self.labels = _load_list(labels, "labels")
         if self.labels is not None:
-            self.labels = [_labels_array(l, len(self.labels_output_format)) for l in self.labels]
+            self.labels = [labels_array(l, len(self.labels_output_format)) for l in self.labels]
         self.image_ids = _load_list(image_ids, "image_ids")
         self.eval_neutral = _load_list(eval_neutral, "eval_neutral")
         if hdf5_dataset_path is not None:
@@ -203,34 +189,12 @@ class DataGenerator:
         Raises:
             DatasetError: naming the file and line of a malformed row.
         """
-        if sorted(input_format) != sorted(CSV_COLUMNS):
-            raise ValueError(f"Expected `input_format` to order the columns {list(CSV_COLUMNS)}. Received: {input_format}")
-        column = {name: input_format.index(name) for name in CSV_COLUMNS}
-        rows = []
-        try:
-            with open(labels_filename, newline="", encoding="utf8") as f:
-                reader = csv.reader(f)
-                next(reader, None)
-                for line_number, row in enumerate(reader, start=2):
-                    if not row:
-                        continue
-                    try:
-                        class_id = int(float(row[column["class_id"]]))
-                        coords = [float(row[column[k]]) for k in ("xmin", "ymin", "xmax", "ymax")]
-                    except (ValueError, IndexError):
-                        raise DatasetError(f"{labels_filename}, line {line_number}: cannot read a box from {row}") from None
-                    if include_classes == "all" or class_id in include_classes:
-                        rows.append((row[column["image_name"]], class_id, *coords))
-        except OSError as error:
-            raise DatasetError(f"Cannot read {labels_filename}: {error}") from None
-        boxes = defaultdict(list)
-        for image_name, class_id, xmin, ymin, xmax, ymax in sorted(rows):
-            boxes[image_name].append(self._box_row(class_id, xmin, ymin, xmax, ymax))
+        boxes = read_csv(labels_filename, input_format, include_classes, self._box_row)
         names = sorted(boxes)
         if random_sample:
             names = [name for name in names if np.random.uniform(0, 1) < random_sample]
         self.filenames = [os.path.join(images_dir, name) for name in names]
-        self.labels = [_labels_array(boxes[name]) for name in names]
+        self.labels = [labels_array(boxes[name], len(self.labels_output_format)) for name in names]
         self.image_ids = [name.split(".")[0] for name in names]
         self.eval_neutral = None
         return self._finish_parse(ret, self.images, self.filenames, self.labels, self.image_ids)
@@ -256,55 +220,10 @@ class DataGenerator:
             DatasetError: naming the file (and object) for a missing or unparsable
                 file, an unknown class name or a malformed box.
         """
-        from bs4 import BeautifulSoup
-
-        classes = list(classes)
-        self.classes = classes
-        self.filenames, self.image_ids, self.labels, self.eval_neutral = [], [], [], []
-        annotations_dirs = list(annotations_dirs or [])
-        for k, (images_dir, set_file) in enumerate(zip(images_dirs, image_set_filenames)):
-            try:
-                with open(set_file, encoding="utf8") as f:
-                    ids = [line.strip() for line in f if line.strip()]
-            except OSError as error:
-                raise DatasetError(f"Cannot read image set file {set_file}: {error}") from None
-            annotations_dir = annotations_dirs[k] if k < len(annotations_dirs) else None
-            for image_id in tqdm(ids, desc=f"Processing {os.path.basename(set_file)}", disable=not (verbose and self.verbose)):
-                self.image_ids.append(image_id)
-                self.filenames.append(os.path.join(images_dir, image_id + ".jpg"))
-                if annotations_dir is None:
-                    continue
-                path = os.path.join(annotations_dir, image_id + ".xml")
-                try:
-                    with open(path, encoding="utf8") as f:
-                        soup = BeautifulSoup(f, "xml")
-                except OSError as error:
-                    raise DatasetError(f"Cannot read annotation file {path}: {error}") from None
-                if soup.find("annotation") is None:
-                    raise DatasetError(f"{path} is not a Pascal VOC annotation (no <annotation> element).")
-                boxes, neutral = [], []
-                for i, obj in enumerate(soup.find_all("object")):
-                    name = obj.find("name", recursive=False)
-                    name = name.text.strip() if name is not None else None
-                    if name not in classes:
-                        raise DatasetError(f"{path}, object {i}: unknown class name {name!r} (not in `classes`).")
-                    class_id = classes.index(name)
-                    truncated = _flag(obj, "truncated")
-                    difficult = _flag(obj, "difficult")
-                    if (include_classes != "all" and class_id not in include_classes) or (exclude_truncated and truncated) or (
-                            exclude_difficult and difficult):
-                        continue
-                    bndbox = obj.find("bndbox", recursive=False)
-                    try:
-                        coords = [float(bndbox.find(tag, recursive=False).text) for tag in ("xmin", "ymin", "xmax", "ymax")]
-                    except (AttributeError, ValueError):
-                        raise DatasetError(f"{path}, object {i} ({name}): missing or malformed <bndbox>.") from None
-                    boxes.append(self._box_row(class_id, *coords))
-                    neutral.append(difficult)
-                self.labels.append(_labels_array(boxes))
-                self.eval_neutral.append(np.array(neutral, dtype=bool))
-        if not annotations_dirs:
-            self.labels, self.eval_neutral = None, None
+        self.classes = list(classes)
+        self.filenames, self.image_ids, self.labels, self.eval_neutral = read_voc(
+            images_dirs, image_set_filenames, annotations_dirs, self.classes, include_classes, exclude_truncated, exclude_difficult,
+            self._box_row, len(self.labels_output_format), verbose and self.verbose)
         return self._finish_parse(ret, self.images, self.filenames, self.labels, self.image_ids, self.eval_neutral)
 
     def parse_json(self, images_dirs, annotations_filenames, ground_truth_available=False, include_classes="all", ret=False, verbose=True):
@@ -325,41 +244,12 @@ class DataGenerator:
             DatasetError: for a missing or malformed file, or an annotation that
                 names an unknown category or image.
         """
-        self.filenames, self.image_ids, self.labels, self.eval_neutral = [], [], [], None
-        for k, (images_dir, path) in enumerate(zip(images_dirs, annotations_filenames)):
-            try:
-                with open(path, encoding="utf8") as f:
-                    annotations = json.load(f)
-                images = annotations["images"]
-                categories = annotations["categories"] if k == 0 else None
-            except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-                raise DatasetError(f"Cannot read COCO annotations from {path}: {error!r}") from None
-            if k == 0:
-                self.cats_to_names = {cat["id"]: cat["name"] for cat in categories}
-                self.classes_to_names = ["background"] + [cat["name"] for cat in categories]
-                self.cats_to_classes = {cat["id"]: i + 1 for i, cat in enumerate(categories)}
-                self.classes_to_cats = {i + 1: cat["id"] for i, cat in enumerate(categories)}
-            by_image = defaultdict(list)
-            if ground_truth_available:
-                known_images = {image["id"] for image in images}
-                for i, ann in enumerate(annotations.get("annotations", [])):
-                    try:
-                        category, image_id, (x, y, w, h) = ann["category_id"], ann["image_id"], ann["bbox"]
-                    except (KeyError, TypeError, ValueError):
-                        raise DatasetError(f"{path}, annotation {i}: expected 'category_id', 'image_id' and a 4-value 'bbox'.") from None
-                    if category not in self.cats_to_classes:
-                        raise DatasetError(f"{path}, annotation {i}: unknown category id {category}.")
-                    if image_id not in known_images:
-                        raise DatasetError(f"{path}, annotation {i}: unknown image id {image_id}.")
-                    if include_classes == "all" or category in include_classes:
-                        by_image[image_id].append(self._box_row(self.cats_to_classes[category], x, y, x + w, y + h))
-            for image in tqdm(images, desc=f"Processing {os.path.basename(path)}", disable=not (verbose and self.verbose)):
-                self.filenames.append(os.path.join(images_dir, image["file_name"]))
-                self.image_ids.append(image["id"])
-                if ground_truth_available:
-                    self.labels.append(_labels_array(by_image[image["id"]]))
-        if not ground_truth_available:
-            self.labels = None
+        self.filenames, self.image_ids, self.labels, maps = read_coco(images_dirs, annotations_filenames, ground_truth_available,
+                                                                      include_classes, self._box_row, len(self.labels_output_format),
+                                                                      verbose and self.verbose)
+        self.eval_neutral = None
+        for name, value in maps.items():  # cats_to_names, classes_to_names, cats_to_classes, classes_to_cats
+            setattr(self, name, value)
         return self._finish_parse(ret, self.images, self.filenames, self.labels, self.image_ids)
 
     # ------------------------------------------------------------------ HDF5
@@ -374,50 +264,8 @@ class DataGenerator:
         interrupted run leaves nothing that loads as a data set. Afterwards this
         generator reads from the file.
         """
-        from data_generator.object_detection_2d_geometric_ops import Resize
-        from data_generator.object_detection_2d_photometric_ops import ConvertTo3Channels
-
-        resize_op = Resize(*resize, labels_format=self.labels_format) if resize else None
-        directory = os.path.dirname(os.path.abspath(file_path))
-        fd, tmp = tempfile.mkstemp(suffix=".h5.part", dir=directory)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                n = self.dataset_size
-                f.attrs["has_labels"] = self.labels is not None
-                f.attrs["has_image_ids"] = self.image_ids is not None
-                f.attrs["has_eval_neutral"] = self.eval_neutral is not None
-                f.attrs["variable_image_size"] = bool(variable_image_size and not resize)
-                f.attrs["labels_output_format"] = json.dumps(list(self.labels_output_format))
-                images = f.create_dataset("images", shape=(n,), dtype=h5py.vlen_dtype(np.uint8))
-                shapes = f.create_dataset("image_shapes", shape=(n, 3), dtype=np.int32)
-                if self.labels is not None:
-                    labels = f.create_dataset("labels", shape=(n,), dtype=h5py.vlen_dtype(np.float32))
-                    label_shapes = f.create_dataset("label_shapes", shape=(n, 2), dtype=np.int32)
-                if self.image_ids is not None:
-                    ids = f.create_dataset("image_ids", shape=(n,), dtype=h5py.string_dtype())
-                if self.eval_neutral is not None:
-                    neutral = f.create_dataset("eval_neutral", shape=(n,), dtype=h5py.vlen_dtype(np.bool_))
-                for i in tqdm(range(n), desc="Creating HDF5 dataset", disable=not (verbose and self.verbose)):
-                    image = ConvertTo3Channels()(self._image(i))
-                    item_labels = None if self.labels is None else self.labels[i]
-                    if resize_op is not None:
-                        image, item_labels = resize_op(image, item_labels) if item_labels is not None else (resize_op(image), None)
-                    images[i] = image.reshape(-1)
-                    shapes[i] = image.shape
-                    if self.labels is not None:
-                        labels[i] = np.asarray(item_labels, dtype=np.float32).reshape(-1)
-                        label_shapes[i] = np.asarray(item_labels).reshape(-1, len(self.labels_output_format)).shape
-                    if self.image_ids is not None:
-                        ids[i] = str(self.image_ids[i])
-                    if self.eval_neutral is not None:
-                        neutral[i] = np.asarray(self.eval_neutral[i], dtype=bool).reshape(-1)
-                f.attrs["complete"] = True
-            os.replace(tmp, file_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_dataset(file_path, self.dataset_size, self._image, self.labels, self.image_ids, self.eval_neutral, self.labels_format,
+                      self.labels_output_format, resize, variable_image_size, verbose and self.verbose)
         self.hdf5_dataset_path = file_path
         self.load_hdf5_dataset(verbose=False)
 
@@ -427,29 +275,14 @@ class DataGenerator:
         Raises:
             DatasetError: if the file is missing, unreadable, or not a complete data set.
         """
-        path = self.hdf5_dataset_path
-        if not os.path.isfile(path):
-            raise DatasetError(f"HDF5 data set not found: {path}")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as error:
-            raise DatasetError(f"Cannot open HDF5 data set {path}: {error}") from None
-        if "images" not in f or "image_shapes" not in f or not f.attrs.get("complete", True):
-            f.close()
-            raise DatasetError(f"{path} is not a complete data set written by create_hdf5_dataset.")
-        self.hdf5_dataset = f
-        self.dataset_size = len(f["images"])
+        stored = read_dataset(self.hdf5_dataset_path, verbose and self.verbose)
+        self.hdf5_dataset = stored["file"]
+        self.dataset_size = stored["size"]
         self.dataset_indices = np.arange(self.dataset_size, dtype=np.int32)
-        self.image_shapes = f["image_shapes"][()]
-        if f.attrs.get("has_labels", False):
-            shapes = f["label_shapes"][()]
-            flat = f["labels"]
-            self.labels = [np.asarray(flat[i], dtype=np.float64).reshape(shapes[i]) for i in
-                           tqdm(range(self.dataset_size), desc="Loading labels", disable=not (verbose and self.verbose))]
-        if f.attrs.get("has_image_ids", False):
-            self.image_ids = [i.decode("utf8") if isinstance(i, bytes) else str(i) for i in f["image_ids"][()]]
-        if f.attrs.get("has_eval_neutral", False):
-            self.eval_neutral = [np.asarray(v, dtype=bool) for v in f["eval_neutral"][()]]
+        self.image_shapes = stored["image_shapes"]
+        for name in ("labels", "image_ids", "eval_neutral"):
+            if stored[name] is not None:
+                setattr(self, name, stored[name])
         if self.load_images_into_memory:
             self.images = [self._image(i) for i in range(self.dataset_size)]
 
@@ -484,6 +317,21 @@ class DataGenerator:
         warnings.warn(message + " (removed)", stacklevel=4)
         return labels[~outside]
 
+    def _prepared(self, transformations):
+        """`transformations` set up for this data set's label columns.
+
+        A transformation whose `labels_format` differs gets a copy with the data set's,
+        set through its setter (which chains forward to their parts): the caller's
+        objects are never written to. Those that match are used as they are.
+        """
+        prepared = []
+        for transform in transformations:
+            if self.labels is not None and getattr(transform, "labels_format", self.labels_format) != self.labels_format:
+                transform = copy.deepcopy(transform)
+                transform.labels_format = self.labels_format
+            prepared.append(transform)
+        return prepared
+
     def make_batch(self, indices, transformations=(), label_encoder=None, returns=("processed_images", "encoded_labels"),
                    keep_images_without_gt=False, degenerate_box_handling="remove"):
         """One batch of the items `indices`, as `generate` yields it (a tuple).
@@ -493,9 +341,7 @@ class DataGenerator:
         """
         returns = set(returns)
         has_labels = self.labels is not None
-        for transform in transformations:
-            if has_labels and hasattr(transform, "labels_format"):
-                transform.labels_format = self.labels_format
+        transformations = self._prepared(transformations)
         degenerate_filter = BoxFilter(check_overlap=False, check_min_area=False, check_degenerate=True, labels_format=self.labels_format)
         f = self.labels_format
         batch = defaultdict(list)
@@ -623,6 +469,7 @@ class DataGenerator:
             DatasetError: for an empty data set; ValueError for bad arguments.
         """
         self._check_generate_args(returns, degenerate_box_handling, keep_images_without_gt)
+        transformations = self._prepared(transformations)  # once, not per batch
         order = self.usable_indices(keep_images_without_gt)
         while True:
             if shuffle:
@@ -666,192 +513,18 @@ class DataGenerator:
         self._check_generate_args(returns, degenerate_box_handling, keep_images_without_gt)
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"Expected `steps_per_epoch` to be None or positive. Received: steps_per_epoch={steps_per_epoch}")
-        return _dataset_class()(self, batch_size, shuffle, list(transformations), label_encoder, tuple(returns), keep_images_without_gt,
-                                    degenerate_box_handling, seed, steps_per_epoch, start_method, workers=workers,
+        from data_generator.keras_adapter import DataGeneratorDataset
+
+        return DataGeneratorDataset(self, batch_size, shuffle, self._prepared(transformations), label_encoder, tuple(returns),
+                                    keep_images_without_gt, degenerate_box_handling, seed, steps_per_epoch, start_method, workers=workers,
                                     use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
 
 
-def _flag(obj, tag):
-    element = obj.find(tag, recursive=False)
-    try:
-        return element is not None and int(float(element.text)) != 0
-    except ValueError:
-        return False
-
-
-def _reseed(transform, seed):
-    """Gives every random generator inside `transform` a new stream derived from `seed`
-    (an int or a tuple of ints)."""
-    seed = list(seed) if isinstance(seed, (tuple, list)) else [seed]
-    seen = set()
-    stack = [transform]
-    generators = []
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.random.Generator):
-            generators.append(obj)
-            continue
-        if isinstance(obj, (list, tuple)):
-            stack.extend(obj)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
-            stack.extend(vars(obj).values())
-    for k, generator in enumerate(sorted(generators, key=id)):
-        generator.bit_generator.state = np.random.default_rng(seed + [k]).bit_generator.state
-
-
-class _DatasetMethods:
-    """`DataGenerator` batches for Keras 3 (see `DataGenerator.keras_dataset`)."""
-
-    def __init__(self, data_generator, batch_size, shuffle, transformations, label_encoder, returns, keep_images_without_gt,
-                 degenerate_box_handling, seed=None, steps_per_epoch=None, start_method=None, **kwargs):
-        self.steps_per_epoch = steps_per_epoch
-        self.start_method = start_method
-        self.epoch = 0
-        self.first_batch = 0  # a resumed epoch starts here (see ssd_keras_cli.checkpointing)
-        self.worker_error = None  # the WorkerError of a batch worker process that died
-        self.data_generator = data_generator
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.transformations = transformations
-        self.label_encoder = label_encoder
-        self.returns = returns
-        self.keep_images_without_gt = keep_images_without_gt
-        self.degenerate_box_handling = degenerate_box_handling
-        self.rng = np.random.default_rng(seed)
-        self._pass_seed = int(self.rng.integers(2**63))
-        self._pass_cache = (None, None)
-        self.indices = data_generator.usable_indices(keep_images_without_gt)
-        self._process_workers = 0
-        self._pool = None
-        self._pool_lock = threading.Lock()
-        if kwargs.get("use_multiprocessing") and fork_available():
-            # Our own forked workers with shared-memory slots; Keras sees a plain, serial PyDataset.
-            self._process_workers = max(1, kwargs.get("workers", 1))
-            self._prefetch_depth = max(self._process_workers, min(kwargs.get("max_queue_size", 10), 2 * self._process_workers + 2))
-            kwargs.update(workers=1, use_multiprocessing=False)
-        elif kwargs.get("workers", 1) > 1:
-            # The workers already use the cores; OpenCV's own thread pool would compete with them.
-            cv2.setNumThreads(1)
-        super().__init__(**kwargs)
-
-    def __len__(self):
-        return self.epoch_length - self.first_batch
-
-    @property
-    def epoch_length(self):
-        """Batches in a whole epoch (`len` counts those left when `first_batch` is set)."""
-        return self.steps_per_epoch or self._batches_per_pass()
-
-    def _batches_per_pass(self):
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def _pass_order(self, n):
-        """The image order of pass `n` over the data."""
-        cached_pass, order = self._pass_cache
-        if cached_pass != n:
-            order = np.random.default_rng([self._pass_seed, n]).permutation(self.indices) if self.shuffle else self.indices
-            self._pass_cache = (n, order)
-        return order
-
-    @property
-    def order(self):
-        """The image order of the current epoch's pass over the data."""
-        return self._pass_order(divmod(self.epoch * self.epoch_length, self._batches_per_pass())[0])
-
-    def _batch_indices(self, step):
-        """The image indices of batch number `step`, counted from the first batch of epoch 0.
-
-        Pass `n` over the data has its own order (a permutation seeded by the data set's
-        seed and `n`), so every batch is known in advance and the worker processes can
-        build batches of the next epoch before it begins.
-        """
-        n_pass, k = divmod(step, self._batches_per_pass())
-        return self._pass_order(n_pass)[k * self.batch_size:(k + 1) * self.batch_size]
-
-    def _build(self, task):
-        """Batch `task` = (step, indices). Each batch gets its own copy of the
-        transformations, seeded by the data set's seed and `step`: a batch does not depend
-        on which thread or process builds it, nor on the batches built before it (so a
-        resumed run gets exactly the batches of an uninterrupted one)."""
-        step, indices = task
-        transformations = copy.deepcopy(self.transformations)
-        _reseed(transformations, (self._pass_seed, step))
-        return self.data_generator.make_batch(indices, transformations, self.label_encoder, self.returns, self.keep_images_without_gt,
-                                              self.degenerate_box_handling)
-
-    def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"Batch index {index} out of range for a data set of {len(self)} batches per epoch.")
-        step = self.epoch * self.epoch_length + self.first_batch + index
-        if self._process_workers:
-            with self._pool_lock:
-                try:
-                    return self._from_workers(step)
-                except WorkerError as error:
-                    # Kept for the caller: Keras may hand it on wrapped in a backend's error.
-                    self.worker_error = error
-                    raise
-        return self._build((step, self._batch_indices(step)))
-
-    def _from_workers(self, step):
-        if self._pool is None:
-            batch = self._build((step, self._batch_indices(step)))  # sizes the shared-memory slots
-            self._pool = BatchWorkers(self._build, self._process_workers, shared_bytes(batch), self._prefetch_depth + 4,
-                                      start_method=self.start_method)
-            self._prefetch(step + 1)
-            return batch
-        pool = self._pool
-        if not pool.pending(step):
-            # Not the batch the workers expected (a jump): drop what they were building ahead.
-            pool.discard(k for k in pool.pending_keys if k < step or k > step + self._prefetch_depth)
-            pool.submit(step, (step, self._batch_indices(step)))
-        self._prefetch(step + 1)
-        return pool.get(step)
-
-    def _prefetch(self, start):
-        pool = self._pool
-        for step in range(start, start + self._prefetch_depth):
-            if not pool.free_slots:
-                break
-            if not pool.pending(step):
-                pool.submit(step, (step, self._batch_indices(step)))
-
-    def close(self):
-        """Stops the worker processes (``use_multiprocessing=True``); they start again when needed."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def on_epoch_end(self):
-        self.epoch += 1
-
-    def __getstate__(self):  # Keras' own process pool (without fork) pickles the data set
-        state = dict(self.__dict__)
-        state.update(_pool=None, _pool_lock=None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._pool_lock = threading.Lock()
-
-
-_DATASET_CLASS = []
-
-
-def _dataset_class():
-    """`DataGeneratorDataset`, a `keras.utils.PyDataset`; built on first use so that the
-    data pipeline does not import Keras (and TensorFlow) until it is needed."""
-    if not _DATASET_CLASS:
-        import keras
-
-        _DATASET_CLASS.append(type("DataGeneratorDataset", (_DatasetMethods, keras.utils.PyDataset), {"__module__": __name__}))
-    return _DATASET_CLASS[0]
-
-
 def __getattr__(name):
+    # `DataGeneratorDataset` lives in `data_generator.keras_adapter`, which imports Keras;
+    # loaded here on first use so that the data pipeline does not need Keras.
     if name == "DataGeneratorDataset":
-        return _dataset_class()
+        from data_generator.keras_adapter import DataGeneratorDataset
+
+        return DataGeneratorDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

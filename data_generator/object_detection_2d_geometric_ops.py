@@ -21,7 +21,6 @@ def _identity(predictions):
 def _filter_and_clip(transform, labels, height, width, clip_boxes):
     """Shared tail of the warping ops: the optional box filter, then clipping to the image."""
     if transform.box_filter is not None:
-        transform.box_filter.labels_format = transform.labels_format
         labels = transform.box_filter(labels, image_height=height, image_width=width)
     if clip_boxes:
         labels[:, transform.x_columns] = np.clip(labels[:, transform.x_columns], 0, width - 1)
@@ -47,7 +46,7 @@ class Resize(LabelsFormat):
     def __init__(self, height, width, interpolation_mode=cv2.INTER_LINEAR, box_filter=None, labels_format=None):
         if int(height) != height or int(width) != width or height < 1 or width < 1:
             raise ValueError(f"Expected positive integer `height` and `width`. Received: height={height}, width={width}")
-        self.box_filter = box_filter
+        self.own_parts(box_filter=box_filter)
         super().__init__(labels_format)
         self.out_height = int(height)
         self.out_width = int(width)
@@ -167,7 +166,7 @@ class Translate(LabelsFormat):
     """
 
     def __init__(self, dy, dx, clip_boxes=True, box_filter=None, background=(0, 0, 0), labels_format=None):
-        self.box_filter = box_filter
+        self.own_parts(box_filter=box_filter)
         super().__init__(labels_format)
         self.dy_rel = dy
         self.dx_rel = dx
@@ -191,7 +190,7 @@ class Scale(LabelsFormat):
     def __init__(self, factor, clip_boxes=True, box_filter=None, background=(0, 0, 0), labels_format=None):
         if factor <= 0:
             raise ValueError(f"Expected factor > 0. Received: factor={factor}")
-        self.box_filter = box_filter
+        self.own_parts(box_filter=box_filter)
         super().__init__(labels_format)
         self.factor = factor
         self.clip_boxes = clip_boxes
@@ -243,11 +242,9 @@ class _RandomWarp(RandomApply, LabelsFormat):
     def __init__(self, prob, clip_boxes, box_filter, image_validator, n_trials_max, background, labels_format, rng):
         RandomApply.__init__(self, prob, rng)
         self.clip_boxes = clip_boxes
-        self.box_filter = box_filter
-        self.image_validator = image_validator
+        self.own_parts(box_filter=box_filter, image_validator=image_validator)
         self.n_trials_max = n_trials_max
         self.background = background
-        self._children = [c for c in (box_filter, image_validator) if c is not None]
         LabelsFormat.__init__(self, labels_format)
 
     def draw(self):
@@ -259,8 +256,7 @@ class _RandomWarp(RandomApply, LabelsFormat):
             return result(image, copy_labels(labels))
         height, width = image.shape[:2]
         for _ in range(max(1, self.n_trials_max)):
-            transform = self.draw()
-            transform.labels_format = self.labels_format
+            transform = self.draw()  # built with this operation's labels_format
             if labels is None or self.image_validator is None:
                 return transform(image, labels)
             if self.image_validator(transform.move_labels(labels, height, width), height, width):

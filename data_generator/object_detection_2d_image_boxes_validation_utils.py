@@ -5,7 +5,8 @@ rejects a whole image (used by the random patch, translate and scale operations)
 import numpy as np
 
 from bounding_box_utils.bounding_box_utils import border_offset, check_one_of, iou_corners
-from data_generator.transform_utils import LabelsFormat, as_rng, copy_labels
+from data_generator.transform_utils import LabelsFormat, copy_labels
+from misc_utils.random_utils import as_rng
 
 OVERLAP_CRITERIA = ("center_point", "iou", "area")
 

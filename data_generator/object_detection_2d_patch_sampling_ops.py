@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from data_generator.object_detection_2d_image_boxes_validation_utils import BoundGenerator
-from data_generator.transform_utils import LabelsFormat, RandomApply, as_rng, copy_labels, failed_result, prediction_columns, result
+from data_generator.transform_utils import LabelsFormat, RandomApply, copy_labels, failed_result, prediction_columns, result
+from misc_utils.random_utils import as_rng
 
 MUST_MATCH = ("h_w", "h_ar", "w_ar")
 
@@ -114,7 +115,7 @@ class CropPad(LabelsFormat):
                  labels_format=None):
         if patch_height <= 0 or patch_width <= 0:
             raise ValueError(f"Expected a positive patch size. Received: patch_height={patch_height}, patch_width={patch_width}")
-        self.box_filter = box_filter
+        self.own_parts(box_filter=box_filter)
         super().__init__(labels_format)
         self.patch_ymin = int(patch_ymin)
         self.patch_xmin = int(patch_xmin)
@@ -165,7 +166,6 @@ class CropPad(LabelsFormat):
         if labels is not None:
             labels = self.move_labels(labels)
             if self.box_filter is not None:
-                self.box_filter.labels_format = self.labels_format
                 labels = self.box_filter(labels, image_height=self.patch_height, image_width=self.patch_width)
             if self.clip_boxes:
                 labels[:, self.x_columns] = np.clip(labels[:, self.x_columns], 0, self.patch_width - 1)
@@ -188,10 +188,10 @@ class Crop(LabelsFormat):
     """Removes `crop_top` .. `crop_right` pixels from the borders (a `CropPad`)."""
 
     def __init__(self, crop_top, crop_bottom, crop_left, crop_right, clip_boxes=True, box_filter=None, labels_format=None):
+        self.own_parts(box_filter=box_filter)
         super().__init__(labels_format)
         self.crop_top, self.crop_bottom, self.crop_left, self.crop_right = crop_top, crop_bottom, crop_left, crop_right
         self.clip_boxes = clip_boxes
-        self.box_filter = box_filter
 
     def __call__(self, image, labels=None, return_inverter=False):
         height, width = image.shape[:2]
@@ -234,13 +234,11 @@ class RandomPatch(RandomApply, LabelsFormat):
             raise ValueError("`patch_coord_generator` must be a PatchCoordinateGenerator.")
         RandomApply.__init__(self, prob, rng)
         self.patch_coord_generator = patch_coord_generator
-        self.box_filter = box_filter
-        self.image_validator = image_validator
+        self.own_parts(box_filter=box_filter, image_validator=image_validator)
         self.n_trials_max = n_trials_max
         self.clip_boxes = clip_boxes
         self.background = background
         self.can_fail = can_fail
-        self._children = [c for c in (box_filter, image_validator) if c is not None]
         LabelsFormat.__init__(self, labels_format)
 
     def crop_pad(self, ymin, xmin, height, width):
@@ -252,7 +250,6 @@ class RandomPatch(RandomApply, LabelsFormat):
         if len(patches) and (labels is None or self.image_validator is None):
             return self.crop_pad(*patches[0])
         if len(patches):
-            self.image_validator.labels_format = self.labels_format
             passed = np.flatnonzero(self.image_validator.accepts_patches(labels, patches))
             if len(passed):
                 return self.crop_pad(*patches[passed[0]])

@@ -175,6 +175,8 @@ class _RandomParameter(RandomApply):
         return result(image, labels)
 
 
+# The Random* classes below differ only in the operation they draw and their defaults
+# (the original's); `_RandomParameter` holds what they share.
 class RandomBrightness(_RandomParameter):
     """`Brightness` with a delta uniform in [lower, upper], with probability `prob`."""
 

@@ -12,18 +12,13 @@ or a Generator to reproduce a run; the default is a generator seeded from the OS
 The augmentation chains pass one generator to all their parts.
 """
 
+import copy
+
 import numpy as np
 
+from misc_utils.random_utils import as_rng  # noqa: F401  (the transformations' `rng=`; re-exported here)
+
 DEFAULT_LABELS_FORMAT = {"class_id": 0, "xmin": 1, "ymin": 2, "xmax": 3, "ymax": 4}
-
-
-def as_rng(rng):
-    """A `numpy.random.Generator` from None (OS entropy), an int seed or a Generator."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise ValueError(f"Expected `rng` to be None, an int seed or a numpy.random.Generator. Received: rng={rng!r}")
 
 
 def copy_labels(labels):
@@ -42,6 +37,15 @@ def copy_labels(labels):
     return labels
 
 
+def owned(part):
+    """The transformation's own copy of a box filter or image validator it was given.
+
+    Its label layout then follows the transformation's through the `labels_format`
+    setter (list it in ``_children``), and no call ever writes into the caller's object.
+    """
+    return None if part is None else copy.deepcopy(part)
+
+
 class LabelsFormat:
     """Mixin: the `labels_format` attribute and the four coordinate column indices."""
 
@@ -54,7 +58,8 @@ class LabelsFormat:
 
     @labels_format.setter
     def labels_format(self, labels_format):
-        # DataGenerator.generate sets this on every transformation, chains forward it.
+        # Set at construction (DataGenerator gives its own copies another layout); chains
+        # and the transformations' own box filters and validators follow through `_children`.
         labels_format = dict(DEFAULT_LABELS_FORMAT if labels_format is None else labels_format)
         missing = {"xmin", "ymin", "xmax", "ymax"} - set(labels_format)
         if missing:
@@ -62,6 +67,14 @@ class LabelsFormat:
         self._labels_format = labels_format
         for child in getattr(self, "_children", ()):
             child.labels_format = labels_format
+
+    def own_parts(self, **parts):
+        """Keeps this transformation's own copies (`owned`) of the box filters and image
+        validators given, as attributes of those names, following its labels_format.
+        Call it before `LabelsFormat.__init__`."""
+        for name, part in parts.items():
+            setattr(self, name, owned(part))
+        self._children = [getattr(self, name) for name in parts if getattr(self, name) is not None]
 
     @property
     def x_columns(self):

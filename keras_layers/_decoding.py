@@ -34,7 +34,7 @@ import keras
 from keras import ops
 
 from bounding_box_utils.bounding_box_utils import COORDS, check_one_of
-from ssd_encoder_decoder.layout import ANCHORS, CLASSES, MIN_CHANNELS, OFFSETS, VARIANCES
+from ssd_encoder_decoder.layout import ANCHORS, CLASSES, MIN_CHANNELS, N_BOX_CHANNELS, OFFSETS, VARIANCES
 
 # Candidates the loop first runs on: max(SUBSET_PER_KEPT * top_k, SUBSET_MIN), as the NumPy decoders do.
 SUBSET_PER_KEPT = 4
@@ -271,6 +271,7 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
 class DecodeLayerBase(keras.layers.Layer):
     """Arguments, checks and config of the two decoding layers (see their docstrings)."""
 
+    # The arguments are twins of `decode_detections`' (the original's signatures, kept).
     def __init__(
         self,
         confidence_thresh=0.01,
@@ -281,6 +282,7 @@ class DecodeLayerBase(keras.layers.Layer):
         normalize_coords=True,
         img_height=None,
         img_width=None,
+        background_id=0,
         **kwargs,
     ):
         # Decoding and NMS always run in float32, also under a mixed-precision policy.
@@ -295,6 +297,9 @@ class DecodeLayerBase(keras.layers.Layer):
         for name, value in (("top_k", top_k), ("nms_max_output_size", nms_max_output_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
+        if isinstance(background_id, bool) or not isinstance(background_id, int) or background_id < 0:
+            raise ValueError(f"Expected `background_id` to be a class column index >= 0. Received: background_id={background_id!r}")
+        self.background_id = background_id
         self.confidence_thresh = float(confidence_thresh)
         self.iou_threshold = float(iou_threshold) if iou_threshold else 0.0
         self.top_k = int(top_k)
@@ -313,6 +318,9 @@ class DecodeLayerBase(keras.layers.Layer):
             )
         if inputs.shape[1] is None:
             raise ValueError(f"The decoding layers need a static number of boxes. Received: shape={inputs.shape}")
+        n_class_columns = inputs.shape[-1] - N_BOX_CHANNELS
+        if self.background_id >= n_class_columns:
+            raise ValueError(f"`background_id`={self.background_id} is not one of the {n_class_columns} class columns.")
         y_pred = ops.cast(inputs, "float32")
         boxes = decode_corners(y_pred, self.coords, self.normalize_coords, self.img_height, self.img_width)
         return y_pred[..., CLASSES], boxes
@@ -336,5 +344,6 @@ class DecodeLayerBase(keras.layers.Layer):
             normalize_coords=self.normalize_coords,
             img_height=self.img_height,
             img_width=self.img_width,
+            background_id=self.background_id,
         )
         return config

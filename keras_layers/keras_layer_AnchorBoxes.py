@@ -51,6 +51,8 @@ class AnchorBoxes(keras.layers.Layer):
         ValueError: for a scale out of range, bad variances, steps, offsets or `coords`.
     """
 
+    # The arguments are one layer's share of the builders' and `SSDInputEncoder`'s (the
+    # original's signature, kept); `AnchorConfig.layer_args` fills them.
     def __init__(
         self,
         img_height,

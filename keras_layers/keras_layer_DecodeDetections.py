@@ -28,6 +28,7 @@ class DecodeDetections(DecodeLayerBase):
         normalize_coords: the model predicts relative coordinates; the output is
             in pixels, so `img_height` and `img_width` are then required.
         img_height, img_width: model input size.
+        background_id: the class column of the background (as the encoder's).
 
     Call arguments:
         inputs: (batch, n_boxes, n_classes + 1 + 12), the 'training'-mode output.
@@ -47,10 +48,11 @@ class DecodeDetections(DecodeLayerBase):
 
     def call(self, inputs):
         scores, boxes = self._decode(inputs)
-        n_classes = scores.shape[-1] - 1  # background excluded
+        class_ids = [c for c in range(scores.shape[-1]) if c != self.background_id]
+        n_classes = len(class_ids)  # background excluded
         batch = ops.shape(scores)[0]
-        # Candidate a * n_classes + c is anchor a with class c + 1, as numbered by the NumPy decoder.
-        flat = ops.reshape(scores[..., 1:], (batch, scores.shape[1] * n_classes))
+        # Candidate a * n_classes + c is anchor a with the c-th positive class, as numbered by the NumPy decoder.
+        flat = ops.reshape(ops.take(scores, class_ids, axis=-1), (batch, scores.shape[1] * n_classes))
         flat = ops.where(flat > self.confidence_thresh, flat, float("-inf"))
         labels = ops.broadcast_to(ops.tile(ops.arange(n_classes, dtype="int32"), (scores.shape[1],))[None, :], ops.shape(flat))
         candidates, valid = select(flat, boxes, labels, self.iou_threshold, self.top_k, self.nms_max_output_size, n_classes,
@@ -58,4 +60,4 @@ class DecodeDetections(DecodeLayerBase):
         confidences = ops.take_along_axis(flat, candidates, axis=1)
         kept_boxes = ops.take_along_axis(boxes, ops.broadcast_to((candidates // n_classes)[..., None], ops.shape(candidates) + (4,)),
                                          axis=1)
-        return self._rows(candidates % n_classes + 1, confidences, kept_boxes, valid)
+        return self._rows(ops.take(ops.convert_to_tensor(class_ids, "int32"), candidates % n_classes), confidences, kept_boxes, valid)

@@ -25,8 +25,7 @@ class DecodeDetectionsFast(DecodeLayerBase):
         scores, boxes = self._decode(inputs)
         class_ids = first_max(scores, axis=-1)
         confidences = ops.max(scores, axis=-1)
-        # The argmax is background exactly when the background score is the maximum.
-        keep = (scores[..., 0] < confidences) & (confidences > self.confidence_thresh)
+        keep = (class_ids != self.background_id) & (confidences > self.confidence_thresh)
         masked = ops.where(keep, confidences, float("-inf"))
         # IoU never exceeds 1, so a threshold of 1 suppresses nothing.
         iou_threshold = self.iou_threshold if self.iou_threshold else 1.0

@@ -15,9 +15,10 @@ how many replicas share the batch.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
-from ssd_encoder_decoder.layout import CLASSES, OFFSETS
+from ssd_encoder_decoder.layout import CLASSES, N_BOX_CHANNELS, OFFSETS
 
 
 class SSDLoss:
@@ -27,23 +28,28 @@ class SSDLoss:
         neg_pos_ratio: most negatives kept per positive in hard negative mining.
         n_neg_min: fewest negatives kept, even when the batch has no positives.
         alpha: weight of the localization loss.
+        background_id: the class column of the background, as the encoder's
+            `background_id` (0 in the original, which assumed it).
 
     Example:
     >>> ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
     >>> model.compile(optimizer="adam", loss=ssd_loss.compute_loss)
     """
 
-    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
+    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0, background_id=0):
         if neg_pos_ratio < 0 or n_neg_min < 0:
             raise ValueError(f"Expected neg_pos_ratio >= 0 and n_neg_min >= 0. Received: neg_pos_ratio={neg_pos_ratio}, n_neg_min={n_neg_min}")
+        if isinstance(background_id, bool) or int(background_id) != background_id or background_id < 0:
+            raise ValueError(f"Expected `background_id` to be a class column index >= 0. Received: background_id={background_id!r}")
         self.neg_pos_ratio = neg_pos_ratio
         self.n_neg_min = n_neg_min
         self.alpha = alpha
+        self.background_id = int(background_id)
 
         # Not a bound method: Keras 3 saves a compiled model's bound-method loss in a
         # form it cannot load back. A registered callable with a config reloads by
         # itself, also when ``custom_objects={'compute_loss': ...}`` is given.
-        self.compute_loss = SSDLossFunction(neg_pos_ratio, n_neg_min, alpha, _owner=self)
+        self.compute_loss = SSDLossFunction(neg_pos_ratio, n_neg_min, alpha, self.background_id, _owner=self)
 
     def smooth_L1_loss(self, y_true, y_pred):
         """Smooth L1 summed over the last axis: ``0.5 d^2`` where ``|d| < 1``, else ``|d| - 0.5``."""
@@ -77,8 +83,13 @@ class SSDLoss:
 
         class_loss = self.log_loss(y_true[..., CLASSES], y_pred[..., CLASSES])  # (batch, n_boxes)
         loc_loss = self.smooth_L1_loss(y_true[..., OFFSETS], y_pred[..., OFFSETS])
-        negatives = y_true[..., 0]
-        positives = ops.max(y_true[..., CLASSES][..., 1:], axis=-1)
+        n_class_columns = y_true.shape[-1] - N_BOX_CHANNELS
+        if not 0 <= self.background_id < n_class_columns:
+            raise ValueError(f"`background_id`={self.background_id} is not one of the {n_class_columns} class columns.")
+        negatives = y_true[..., self.background_id]
+        # A positive anchor has a one-hot class other than the background; a neutral one none.
+        not_background = ops.convert_to_tensor(np.arange(n_class_columns) != self.background_id, "float32")
+        positives = ops.max(y_true[..., CLASSES] * not_background, axis=-1)
         replicas = _Replicas()
         n_positive = replicas.sum(ops.sum(positives))
 
@@ -113,8 +124,8 @@ class SSDLossFunction:
 
     __name__ = "compute_loss"
 
-    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0, _owner=None):
-        self._owner = _owner if _owner is not None else SSDLoss(neg_pos_ratio, n_neg_min, alpha)
+    def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0, background_id=0, _owner=None):
+        self._owner = _owner if _owner is not None else SSDLoss(neg_pos_ratio, n_neg_min, alpha, background_id)
 
     def __call__(self, y_true, y_pred):
         return self._owner._compute_loss(y_true, y_pred)
@@ -125,7 +136,7 @@ class SSDLossFunction:
 
     def get_config(self):
         owner = self._owner
-        return dict(neg_pos_ratio=owner.neg_pos_ratio, n_neg_min=owner.n_neg_min, alpha=owner.alpha)
+        return dict(neg_pos_ratio=owner.neg_pos_ratio, n_neg_min=owner.n_neg_min, alpha=owner.alpha, background_id=owner.background_id)
 
     @classmethod
     def from_config(cls, config):

@@ -8,14 +8,13 @@ model trained on 80 COCO classes into one for, say, 8 of them, without retrainin
 rest of the network (`weight_sampling_tutorial.ipynb`).
 """
 
-import os
 import shutil
-import tempfile
 
 import h5py
 import numpy as np
 
-from data_generator.transform_utils import as_rng
+from misc_utils.file_utils import atomic_write
+from misc_utils.random_utils import as_rng
 
 SSD300_CLASSIFIER_LAYERS = ("conv4_3_norm_mbox_conf", "fc7_mbox_conf", "conv6_2_mbox_conf", "conv7_2_mbox_conf", "conv8_2_mbox_conf",
                             "conv9_2_mbox_conf")
@@ -132,10 +131,7 @@ def subsample_classifier_weights(source_path, destination_path, classes_of_inter
         rest = np.sort(rng.choice(np.arange(1, n_classes_source), int(classes_of_interest) - 1, replace=False))
         classes_of_interest = [0] + rest.tolist()
     classes_of_interest = [int(c) for c in classes_of_interest]
-    directory = os.path.dirname(os.path.abspath(destination_path))
-    fd, tmp = tempfile.mkstemp(suffix=".h5", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_write(destination_path, ".h5") as tmp:
         shutil.copy(source_path, tmp)
         with h5py.File(tmp, "r+") as f:
             for name in classifier_layers:
@@ -153,9 +149,4 @@ def subsample_classifier_weights(source_path, destination_path, classes_of_inter
                 for weight_name, value in ((kernel_name, kernel), (bias_name, bias)):
                     del group[weight_name]
                     group.create_dataset(weight_name, data=value)
-        os.replace(tmp, destination_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return classes_of_interest

@@ -1,10 +1,9 @@
 """SSD300 (Liu et al. 2016): the reduced VGG-16 base, four extra feature layers and
 six predictor layers, 8732 anchors for a 300x300 input."""
 
-from models.ssd_heads import resolve_model_config
-from models.vgg16_reduced import build_vgg_ssd
+from models.presets import SSD300_ASPECT_RATIOS, SSD300_STEPS, VARIANCES, VGG_MEAN
+from models.vgg16_reduced import VggSSD, vgg_ssd
 
-SSD300_ASPECT_RATIOS = ((1.0, 2.0, 0.5),) + ((1.0, 2.0, 0.5, 3.0, 1.0 / 3.0),) * 3 + ((1.0, 2.0, 0.5),) * 2
 # (name, 1x1 filters, filters, kernel, stride, zero padding) of conv6 .. conv9.
 SSD300_EXTRA_LAYERS = (
     ("conv6", 256, 512, 3, 2, True),
@@ -13,6 +12,7 @@ SSD300_EXTRA_LAYERS = (
     ("conv9", 128, 256, 3, 1, False),
 )
 SSD300_SOURCES = ("conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2")
+SSD300 = VggSSD(SSD300_EXTRA_LAYERS, SSD300_SOURCES)
 
 
 def ssd_300(
@@ -26,13 +26,13 @@ def ssd_300(
     aspect_ratios_global=None,
     aspect_ratios_per_layer=SSD300_ASPECT_RATIOS,
     two_boxes_for_ar1=True,
-    steps=(8, 16, 32, 64, 100, 300),
+    steps=SSD300_STEPS,
     offsets=None,
     clip_boxes=False,
-    variances=(0.1, 0.1, 0.2, 0.2),
+    variances=VARIANCES,
     coords="centroids",
     normalize_coords=True,
-    subtract_mean=(123, 117, 104),
+    subtract_mean=VGG_MEAN,
     divide_by_stddev=None,
     swap_channels=(2, 1, 0),
     confidence_thresh=0.01,
@@ -80,12 +80,5 @@ def ssd_300(
     >>> model = ssd_300((300, 300, 3), n_classes=20, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05])
     >>> model.load_weights("VGG_VOC0712_SSD_300x300_iter_120000.h5", by_name=True)
     """
-    config = resolve_model_config(
-        len(SSD300_SOURCES), image_size, n_classes, mode, min_scale, max_scale, scales, aspect_ratios_global,
-        aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets, clip_boxes, variances, coords, normalize_coords,
-    )
-    decode_args = dict(confidence_thresh=confidence_thresh, iou_threshold=iou_threshold, top_k=top_k, nms_max_output_size=nms_max_output_size)
-    return build_vgg_ssd(
-        config, SSD300_SOURCES, SSD300_EXTRA_LAYERS, l2_regularization, (subtract_mean, divide_by_stddev, swap_channels),
-        decode_args, return_predictor_sizes,
-    )
+    # The signature is SSD512's twin (`models.keras_ssd512.ssd_512`), kept for the original's callers.
+    return vgg_ssd(SSD300, **locals())

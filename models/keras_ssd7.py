@@ -13,6 +13,9 @@ SSD7_LAYERS = ((32, 5), (48, 3), (64, 3), (64, 3), (48, 3), (48, 3), (32, 3))
 SSD7_SOURCE_LAYERS = (4, 5, 6, 7)
 
 
+# The anchor arguments below are twins of those of `SSDInputEncoder`, `AnchorBoxes` and
+# `anchor_utils.AnchorConfig.resolve` (the original's public signatures, kept); they all
+# go through `AnchorConfig.resolve`.
 def build_model(
     image_size,
     n_classes,
@@ -57,8 +60,9 @@ def build_model(
     ...                     normalize_coords=True, subtract_mean=127.5, divide_by_stddev=127.5)
     """
     config = resolve_model_config(
-        len(SSD7_SOURCE_LAYERS), image_size, n_classes, mode, min_scale, max_scale, scales, aspect_ratios_global,
-        aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets, clip_boxes, variances, coords, normalize_coords,
+        len(SSD7_SOURCE_LAYERS), image_size, n_classes, mode, min_scale=min_scale, max_scale=max_scale, scales=scales,
+        aspect_ratios_global=aspect_ratios_global, aspect_ratios_per_layer=aspect_ratios_per_layer, two_boxes_for_ar1=two_boxes_for_ar1,
+        steps=steps, offsets=offsets, clip_boxes=clip_boxes, variances=variances, coords=coords, normalize_coords=normalize_coords,
     )
     inputs = keras.Input(shape=(config.img_height, config.img_width, config.img_channels))
     x = input_preprocessing(inputs, subtract_mean, divide_by_stddev, swap_channels)

@@ -15,17 +15,11 @@ import dataclasses
 import keras
 import numpy as np
 
-from bounding_box_utils.bounding_box_utils import COORDS, check_one_of
+from bounding_box_utils.bounding_box_utils import check_one_of
 from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
 from keras_layers.keras_layer_DecodeDetections import DecodeDetections
 from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-from ssd_encoder_decoder.anchor_utils import (
-    n_boxes_per_cell,
-    resolve_aspect_ratios,
-    resolve_per_layer,
-    resolve_scales,
-    resolve_variances,
-)
+from ssd_encoder_decoder.anchor_utils import AnchorConfig
 
 MODES = ("training", "inference", "inference_fast")
 
@@ -53,30 +47,27 @@ SSD7_NAMES = HeadNames("classes{}", "boxes{}", "anchors{}", "_reshape", "classes
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The resolved, validated arguments of a builder."""
+    """The resolved, validated arguments of a builder: the input, the classes, the mode,
+    and the anchor settings (`anchor_utils.AnchorConfig`, which `SSDInputEncoder.from_model`
+    reads back from the model's `AnchorBoxes` layers)."""
 
     img_height: int
     img_width: int
     img_channels: int
     n_classes: int  # positive classes plus background
     mode: str
-    scales: list
-    aspect_ratios: list
-    n_boxes: list
-    two_boxes_for_ar1: bool
-    steps: list
-    offsets: list
-    clip_boxes: bool
-    variances: list
-    coords: str
-    normalize_coords: bool
+    anchors: AnchorConfig
+
+    @property
+    def n_boxes(self):
+        return self.anchors.n_boxes
 
 
-def resolve_model_config(
-    n_predictor_layers, image_size, n_classes, mode, min_scale, max_scale, scales, aspect_ratios_global,
-    aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets, clip_boxes, variances, coords, normalize_coords,
-):
+def resolve_model_config(n_predictor_layers, image_size, n_classes, mode, **anchor_args):
     """Checks a builder's arguments as the original did and resolves the per-layer lists.
+
+    `anchor_args` are those of `anchor_utils.AnchorConfig.resolve` (scales, aspect
+    ratios, steps, offsets, clipping, variances, coords, normalize_coords).
 
     Raises:
         ValueError: for a bad image size or class count, an unknown `mode` or `coords`,
@@ -84,29 +75,13 @@ def resolve_model_config(
             `ssd_encoder_decoder.anchor_utils`.
     """
     check_one_of("mode", mode, MODES)
-    check_one_of("coords", coords, COORDS)
     if len(image_size) != 3 or any(int(v) != v or v < 1 for v in image_size):
         raise ValueError(f"Expected `image_size` to be (height, width, channels). Received: image_size={image_size!r}")
     if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 1:
         raise ValueError(f"Expected `n_classes` to be the number of positive classes (>= 1). Received: n_classes={n_classes!r}")
-    aspect_ratios = resolve_aspect_ratios(aspect_ratios_global, aspect_ratios_per_layer, n_predictor_layers)
-    return ModelConfig(
-        img_height=int(image_size[0]),
-        img_width=int(image_size[1]),
-        img_channels=int(image_size[2]),
-        n_classes=int(n_classes) + 1,
-        mode=mode,
-        scales=resolve_scales(min_scale, max_scale, scales, n_predictor_layers),
-        aspect_ratios=aspect_ratios,
-        n_boxes=[n_boxes_per_cell(ars, two_boxes_for_ar1) for ars in aspect_ratios],
-        two_boxes_for_ar1=bool(two_boxes_for_ar1),
-        steps=resolve_per_layer(steps, n_predictor_layers, "steps"),
-        offsets=resolve_per_layer(offsets, n_predictor_layers, "offsets", allow_zero=True),
-        clip_boxes=bool(clip_boxes),
-        variances=resolve_variances(variances),
-        coords=coords,
-        normalize_coords=bool(normalize_coords),
-    )
+    anchors = AnchorConfig.resolve(n_predictor_layers, int(image_size[0]), int(image_size[1]), **anchor_args)
+    return ModelConfig(img_height=int(image_size[0]), img_width=int(image_size[1]), img_channels=int(image_size[2]),
+                       n_classes=int(n_classes) + 1, mode=mode, anchors=anchors)
 
 
 def conv2d(filters, kernel_size, name, l2_regularization, **kwargs):
@@ -143,13 +118,7 @@ def predictor_heads(sources, config, names, l2_regularization):
         n = config.n_boxes[i]
         conf = conv2d(n * config.n_classes, (3, 3), names.conf.format(prefix), l2_regularization)(tensor)
         loc = conv2d(n * 4, (3, 3), names.loc.format(prefix), l2_regularization)(tensor)
-        prior = AnchorBoxes(
-            config.img_height, config.img_width, this_scale=config.scales[i], next_scale=config.scales[i + 1],
-            aspect_ratios=config.aspect_ratios[i], two_boxes_for_ar1=config.two_boxes_for_ar1,
-            this_steps=config.steps[i], this_offsets=config.offsets[i], clip_boxes=config.clip_boxes,
-            variances=config.variances, coords=config.coords, normalize_coords=config.normalize_coords,
-            name=names.priorbox.format(prefix),
-        )(loc)
+        prior = AnchorBoxes(**config.anchors.layer_args(i), name=names.priorbox.format(prefix))(loc)
         conf_outputs.append(conf)
         suffix = names.reshape_suffix
         confs.append(keras.layers.Reshape((-1, config.n_classes), name=names.conf.format(prefix) + suffix, **f32)(conf))
@@ -173,9 +142,10 @@ def finish_model(inputs, predictions, conf_outputs, config, return_predictor_siz
         outputs = predictions
     else:
         layer = DecodeDetections if config.mode == "inference" else DecodeDetectionsFast
+        anchors = config.anchors
         outputs = layer(
-            coords=config.coords, normalize_coords=config.normalize_coords, img_height=config.img_height,
-            img_width=config.img_width, name="decoded_predictions", **decode_args,
+            coords=anchors.coords, normalize_coords=anchors.normalize_coords, img_height=anchors.img_height,
+            img_width=anchors.img_width, name="decoded_predictions", **decode_args,
         )(predictions)
     model = keras.Model(inputs=inputs, outputs=outputs)
     if return_predictor_sizes:

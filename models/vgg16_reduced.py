@@ -10,13 +10,12 @@ ones (every 4th unit, and every 3rd position of fc6's 7x7 receptive field, the
 computes them from `keras.applications.VGG16` so that training can start without it.
 """
 
-import os
-import tempfile
 
 import h5py
 import keras
 import numpy as np
 
+from misc_utils.file_utils import atomic_write
 from models.ssd_heads import conv2d
 
 # (block, number of 3x3 convolutions, filters) of VGG-16.
@@ -116,25 +115,16 @@ def write_legacy_h5(path, layer_weights, weight_names=("kernel:0", "bias:0")):
         layer_weights: dict layer name -> list of arrays, in the layer's weight order.
         weight_names: default names of each layer's weights, by position.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".h5", dir=directory)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["layer_names"] = np.array([name.encode("utf8") for name in layer_weights])
-            f.attrs["backend"] = b"tensorflow"
-            f.attrs["keras_version"] = b"2.1.6"
-            for name, values in layer_weights.items():
-                group = f.create_group(name)
-                names = [f"{name}/{weight_names[i]}" if i < len(weight_names) else f"{name}/weight_{i}:0" for i in range(len(values))]
-                group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
-                for weight_name, value in zip(names, values):
-                    group.create_dataset(weight_name, data=np.asarray(value))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["layer_names"] = np.array([name.encode("utf8") for name in layer_weights])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.1.6"
+        for name, values in layer_weights.items():
+            group = f.create_group(name)
+            names = [f"{name}/{weight_names[i]}" if i < len(weight_names) else f"{name}/weight_{i}:0" for i in range(len(values))]
+            group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+            for weight_name, value in zip(names, values):
+                group.create_dataset(weight_name, data=np.asarray(value))
 
 
 def save_vgg16_fc_reduced(path, vgg16=None):
@@ -147,6 +137,32 @@ def save_vgg16_fc_reduced(path, vgg16=None):
     """
     write_legacy_h5(path, vgg16_fc_reduced_weights(vgg16))
     return path
+
+
+class VggSSD:
+    """The parts that make SSD300 and SSD512 different: the extra feature layers after
+    fc7 and the names of the predictor layers (`vgg_ssd` builds either from them)."""
+
+    def __init__(self, extra_layers, sources):
+        self.extra_layers = tuple(extra_layers)
+        self.sources = tuple(sources)
+
+
+def vgg_ssd(architecture, image_size, n_classes, mode, l2_regularization, subtract_mean, divide_by_stddev, swap_channels,
+            confidence_thresh, iou_threshold, top_k, nms_max_output_size, return_predictor_sizes, **anchor_args):
+    """What `ssd_300` and `ssd_512` do with their arguments (the two differ only in
+    `architecture`, a `VggSSD`, and their defaults): check and resolve them, then build.
+
+    `anchor_args` are the builders' anchor arguments (min_scale, max_scale, scales,
+    aspect_ratios_global, aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets,
+    clip_boxes, variances, coords, normalize_coords).
+    """
+    from models.ssd_heads import resolve_model_config
+
+    config = resolve_model_config(len(architecture.sources), image_size, n_classes, mode, **anchor_args)
+    decode_args = dict(confidence_thresh=confidence_thresh, iou_threshold=iou_threshold, top_k=top_k, nms_max_output_size=nms_max_output_size)
+    return build_vgg_ssd(config, architecture.sources, architecture.extra_layers, l2_regularization,
+                         (subtract_mean, divide_by_stddev, swap_channels), decode_args, return_predictor_sizes)
 
 
 def build_vgg_ssd(config, source_names, extra_layers, l2_regularization, preprocessing, decode_args, return_predictor_sizes):

@@ -211,6 +211,8 @@ def anchor_geometry(
     return AnchorGeometry(cy=cy, cx=cx, wh=wh, steps=(step_h, step_w), offsets=(off_h, off_w))
 
 
+# The first nine arguments are `anchor_geometry`'s, which computes the centres and sizes
+# this function turns into boxes (the original's signature, kept).
 def generate_anchor_boxes(
     img_height,
     img_width,
@@ -288,3 +290,97 @@ def generate_anchor_boxes(
     elif coords == "minmax":
         boxes = convert_coordinates(boxes, 0, "corners2minmax")
     return boxes
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """The resolved, validated anchor settings of an SSD: one per model, shared by the
+    builders (its `AnchorBoxes` layers), `SSDInputEncoder` and the decoders, so that
+    they cannot disagree.
+
+    Every per-layer field holds one entry per predictor layer, `scales` one more.
+    Build it with `resolve` (from a builder's or the encoder's arguments) or `from_model`
+    (from the `AnchorBoxes` layers of a model).
+    """
+
+    img_height: int
+    img_width: int
+    scales: tuple
+    aspect_ratios: tuple
+    two_boxes_for_ar1: bool
+    steps: tuple
+    offsets: tuple
+    clip_boxes: bool
+    variances: tuple
+    coords: str
+    normalize_coords: bool
+
+    @classmethod
+    def resolve(cls, n_predictor_layers, img_height, img_width, min_scale=0.1, max_scale=0.9, scales=None,
+                aspect_ratios_global=(0.5, 1.0, 2.0), aspect_ratios_per_layer=None, two_boxes_for_ar1=True, steps=None, offsets=None,
+                clip_boxes=False, variances=(0.1, 0.1, 0.2, 0.2), coords="centroids", normalize_coords=True):
+        """Checks the arguments of the builders and the encoder and resolves the per-layer lists.
+
+        Raises:
+            ValueError: for missing scales or aspect ratios, lists of the wrong length,
+                variances <= 0, or an unknown `coords` (see the `resolve_*` helpers).
+        """
+        check_one_of("coords", coords, COORDS)
+        freeze = lambda values: tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in values)  # noqa: E731
+        return cls(
+            img_height=img_height,
+            img_width=img_width,
+            scales=tuple(resolve_scales(min_scale, max_scale, scales, n_predictor_layers)),
+            aspect_ratios=freeze(resolve_aspect_ratios(aspect_ratios_global, aspect_ratios_per_layer, n_predictor_layers)),
+            two_boxes_for_ar1=bool(two_boxes_for_ar1),
+            steps=freeze(resolve_per_layer(steps, n_predictor_layers, "steps")),
+            offsets=freeze(resolve_per_layer(offsets, n_predictor_layers, "offsets", allow_zero=True)),
+            clip_boxes=bool(clip_boxes),
+            variances=tuple(resolve_variances(variances)),
+            coords=coords,
+            normalize_coords=bool(normalize_coords),
+        )
+
+    @classmethod
+    def from_model(cls, model):
+        """``(config, predictor_sizes)`` read from the `AnchorBoxes` layers of `model`, in
+        the order of the model's outputs.
+
+        Raises:
+            ValueError: if the model has no `AnchorBoxes` layer, or its layers disagree on
+                a model-wide setting.
+        """
+        layers = [layer for layer in model.layers if type(layer).__name__ == "AnchorBoxes"]
+        if not layers:
+            raise ValueError(f"Expected an SSD model with AnchorBoxes layers. Received: model {model.name!r} has none")
+        shared = ("img_height", "img_width", "two_boxes_for_ar1", "clip_boxes", "coords", "normalize_coords")
+        for name in shared + ("variances",):
+            values = {repr(getattr(layer, name)) for layer in layers}
+            if len(values) > 1:
+                raise ValueError(f"The AnchorBoxes layers of model {model.name!r} disagree on `{name}`: {sorted(values)}")
+        first = layers[0]
+        config = cls.resolve(
+            len(layers), first.img_height, first.img_width, scales=[layer.this_scale for layer in layers] + [layers[-1].next_scale],
+            aspect_ratios_global=None, aspect_ratios_per_layer=[layer.aspect_ratios for layer in layers],
+            two_boxes_for_ar1=first.two_boxes_for_ar1, steps=[layer.this_steps for layer in layers],
+            offsets=[layer.this_offsets for layer in layers], clip_boxes=first.clip_boxes, variances=first.variances,
+            coords=first.coords, normalize_coords=first.normalize_coords)
+        sizes = np.array([tuple(layer.output.shape[1:3]) for layer in layers], dtype=np.int64)
+        return config, sizes
+
+    @property
+    def n_layers(self):
+        return len(self.aspect_ratios)
+
+    @property
+    def n_boxes(self):
+        """Anchors per cell, per layer."""
+        return [n_boxes_per_cell(ars, self.two_boxes_for_ar1) for ars in self.aspect_ratios]
+
+    def layer_args(self, i):
+        """The arguments of layer `i`'s `AnchorBoxes` (and of `generate_anchor_boxes` but
+        the feature-map size)."""
+        return dict(img_height=self.img_height, img_width=self.img_width, this_scale=self.scales[i], next_scale=self.scales[i + 1],
+                    aspect_ratios=list(self.aspect_ratios[i]), two_boxes_for_ar1=self.two_boxes_for_ar1, this_steps=self.steps[i],
+                    this_offsets=self.offsets[i], clip_boxes=self.clip_boxes, variances=list(self.variances), coords=self.coords,
+                    normalize_coords=self.normalize_coords)

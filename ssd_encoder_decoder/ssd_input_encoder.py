@@ -27,23 +27,14 @@ import threading
 import numpy as np
 
 from bounding_box_utils.bounding_box_utils import (
-    COORDS,
     border_offset,
     check_one_of,
     convert_coordinates,
     to_corners,
 )
-from ssd_encoder_decoder.anchor_utils import (
-    anchor_geometry,
-    generate_anchor_boxes,
-    n_boxes_per_cell,
-    resolve_aspect_ratios,
-    resolve_per_layer,
-    resolve_scales,
-    resolve_variances,
-)
+from ssd_encoder_decoder.anchor_utils import AnchorConfig, anchor_geometry, generate_anchor_boxes, n_boxes_per_cell
 from ssd_encoder_decoder.box_coding import encode_boxes
-from ssd_encoder_decoder.layout import OFFSETS
+from ssd_encoder_decoder.layout import ANCHORS, N_BOX_CHANNELS, OFFSETS, VARIANCES
 from ssd_encoder_decoder.matching_utils import greedy_bipartite_from_best
 
 MATCHING_TYPES = ("multi", "bipartite")
@@ -200,6 +191,8 @@ class SSDInputEncoder:
     (1, 8732, 33)
     """
 
+    # The anchor arguments are twins of the builders' and `AnchorBoxes`' (the original's
+    # public signatures); one function resolves them all (`AnchorConfig.resolve`).
     def __init__(
         self,
         img_height,
@@ -237,13 +230,17 @@ class SSDInputEncoder:
         if int(n_classes) != n_classes or n_classes < 1:
             raise ValueError(f"Expected `n_classes` to be a positive integer. Received: n_classes={n_classes}")
         n_layers = predictor_sizes.shape[0]
-        check_one_of("coords", coords, COORDS)
         check_one_of("matching_type", matching_type, MATCHING_TYPES)
         d = border_offset(border_pixels)
         if not 0 <= background_id <= n_classes:
             raise ValueError(
                 f"Expected 0 <= background_id <= n_classes. Received: background_id={background_id}, n_classes={n_classes}"
             )
+        # The anchor settings, resolved and checked as the model builders do (one code path).
+        config = AnchorConfig.resolve(n_layers, img_height, img_width, min_scale, max_scale, scales, aspect_ratios_global,
+                                      aspect_ratios_per_layer, two_boxes_for_ar1, steps, offsets, clip_boxes, variances, coords,
+                                      normalize_coords)
+        self.anchor_config = config
 
         self.img_height = img_height
         self.img_width = img_width
@@ -251,15 +248,15 @@ class SSDInputEncoder:
         self.predictor_sizes = predictor_sizes
         self.min_scale = min_scale
         self.max_scale = max_scale
-        self.scales = resolve_scales(min_scale, max_scale, scales, n_layers)
-        self.aspect_ratios = resolve_aspect_ratios(aspect_ratios_global, aspect_ratios_per_layer, n_layers)
+        self.scales = list(config.scales)
+        self.aspect_ratios = [list(a) for a in config.aspect_ratios]
         self.aspect_ratios_global = None if aspect_ratios_global is None else list(aspect_ratios_global)
         self.aspect_ratios_per_layer = None if aspect_ratios_per_layer is None else [list(a) for a in aspect_ratios_per_layer]
         self.two_boxes_for_ar1 = two_boxes_for_ar1
-        self.steps = resolve_per_layer(steps, n_layers, "steps")
-        self.offsets = resolve_per_layer(offsets, n_layers, "offsets", allow_zero=True)
+        self.steps = list(config.steps)
+        self.offsets = list(config.offsets)
         self.clip_boxes = clip_boxes
-        self.variances = np.array(resolve_variances(variances))
+        self.variances = np.array(config.variances)
         self.matching_type = matching_type
         self.pos_iou_threshold = pos_iou_threshold
         self.neg_iou_limit = neg_iou_limit
@@ -314,12 +311,48 @@ class SSDInputEncoder:
         self._type_ranges = np.concatenate([layer.ranges for layer in self._layers])
         self._type_slices = np.cumsum([0] + per_layer_n)
         # One row of the output for an image without boxes: all background, zero offsets.
-        template = np.zeros((self.n_boxes_total, self.n_classes + 12), dtype=np.float32)
+        template = np.zeros((self.n_boxes_total, self.n_classes + N_BOX_CHANNELS), dtype=np.float32)
         template[:, background_id] = 1.0
-        template[:, -8:-4] = self._anchors
-        template[:, -4:] = self.variances
+        template[:, ANCHORS] = self._anchors
+        template[:, VARIANCES] = self.variances
         self._template = template
         self._outputs = _OutputPool()
+
+    @classmethod
+    def from_model(cls, model, **matching_args):
+        """The encoder whose anchors are those of `model`'s `AnchorBoxes` layers.
+
+        Image size, scales, aspect ratios, steps, offsets, clipping, variances, `coords`
+        and `normalize_coords` are read from the model (as the decoding layers get them),
+        `predictor_sizes` and `n_classes` from its shapes, so model and encoder cannot
+        disagree.
+
+        Args:
+            model: an SSD built by `ssd_300`, `ssd_512` or `build_model`, in any mode.
+            matching_args: the encoder's own arguments: `matching_type`,
+                `pos_iou_threshold`, `neg_iou_limit`, `border_pixels`, `background_id`.
+
+        Raises:
+            ValueError: if the model has no `AnchorBoxes` layer, or `matching_args`
+                holds an anchor setting (it comes from the model).
+
+        Example:
+        >>> model = ssd_300((300, 300, 3), n_classes=20, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05])
+        >>> encoder = SSDInputEncoder.from_model(model, pos_iou_threshold=0.5, neg_iou_limit=0.5)
+        """
+        allowed = {"matching_type", "pos_iou_threshold", "neg_iou_limit", "border_pixels", "background_id"}
+        unknown = set(matching_args) - allowed
+        if unknown:
+            raise ValueError(f"SSDInputEncoder.from_model takes only the matching arguments {sorted(allowed)}; the anchor "
+                             f"settings come from the model. Received: {sorted(unknown)}")
+        config, sizes = AnchorConfig.from_model(model)
+        decoders = [layer for layer in model.layers if layer.name == "decoded_predictions"]
+        raw = decoders[0].input if decoders else model.outputs[0]
+        n_classes = int(raw.shape[-1]) - N_BOX_CHANNELS - 1
+        return cls(config.img_height, config.img_width, n_classes, sizes, scales=list(config.scales), aspect_ratios_global=None,
+                   aspect_ratios_per_layer=[list(a) for a in config.aspect_ratios], two_boxes_for_ar1=config.two_boxes_for_ar1,
+                   steps=list(config.steps), offsets=list(config.offsets), clip_boxes=config.clip_boxes, variances=list(config.variances),
+                   coords=config.coords, normalize_coords=config.normalize_coords, **matching_args)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -32,7 +32,7 @@ from bounding_box_utils.bounding_box_utils import (
 )
 from ssd_encoder_decoder.anchor_utils import n_boxes_per_cell
 from ssd_encoder_decoder.box_coding import decode_boxes
-from ssd_encoder_decoder.layout import ANCHORS, CLASSES, OFFSETS, VARIANCES
+from ssd_encoder_decoder.layout import ANCHORS, CLASSES, MIN_CHANNELS, OFFSETS, VARIANCES
 
 _NMS_BLOCK = 256
 
@@ -172,7 +172,7 @@ def decode_box_predictions(
     """
     check_one_of("input_coords", input_coords, COORDS)
     y_pred = np.asarray(y_pred)
-    if y_pred.ndim < 2 or y_pred.shape[-1] < 14:
+    if y_pred.ndim < 2 or y_pred.shape[-1] < MIN_CHANNELS:
         raise ValueError(
             "Expected `y_pred` of shape (batch, n_boxes, n_classes + 1 + 12) with at least one class "
             f"besides background. Received: shape={y_pred.shape}"
@@ -234,22 +234,31 @@ def _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_w
     return decode_args
 
 
-def _per_class_candidates(image_scores, confidence_thresh):
+def positive_classes(n_class_columns, background_id=0):
+    """The class ids (columns) other than the background, in order."""
+    if not 0 <= background_id < n_class_columns:
+        raise ValueError(f"`background_id`={background_id} is not one of the {n_class_columns} class columns.")
+    return np.array([c for c in range(n_class_columns) if c != background_id])
+
+
+def _per_class_candidates(image_scores, confidence_thresh, class_ids):
     """(anchor, class_id) of every score strictly above the threshold, anchor-major.
 
-    `image_scores` is (n_boxes, n_classes) without the background column.
+    `image_scores` is (n_boxes, n_positive_classes), the columns of `class_ids`.
     """
     flat = np.flatnonzero(image_scores > confidence_thresh)
-    anchors, classes = np.divmod(flat, image_scores.shape[1])
-    return anchors, classes + 1, image_scores.ravel()[flat].astype(np.float64)
+    anchors, columns = np.divmod(flat, image_scores.shape[1])
+    return anchors, class_ids[columns], image_scores.ravel()[flat].astype(np.float64)
 
 
-def _decode_per_class(y_pred, confidence_thresh, iou_threshold, top_k, d, decode_args):
+def _decode_per_class(y_pred, confidence_thresh, iou_threshold, top_k, d, decode_args, background_id=0):
     """The rule of `decode_detections`, per image: yields (anchors, class_ids, confidences,
     corner boxes) of the kept detections, by descending confidence."""
-    for image_pred in np.asarray(y_pred):
+    y_pred = np.asarray(y_pred)
+    class_ids = positive_classes(y_pred[..., CLASSES].shape[-1], background_id)
+    for image_pred in y_pred:
         # Candidates are (anchor, class) pairs, background excluded, numbered anchor-major.
-        anchors, classes, conf = _per_class_candidates(image_pred[:, CLASSES][:, 1:], confidence_thresh)
+        anchors, classes, conf = _per_class_candidates(image_pred[:, CLASSES][:, class_ids], confidence_thresh, class_ids)
         keep = _select(_decoder(image_pred, anchors, **decode_args), conf, classes, iou_threshold, top_k, d, per_class=True)
         yield anchors[keep], classes[keep], conf[keep], decode_box_predictions(image_pred[anchors[keep]], **decode_args)
 
@@ -264,6 +273,7 @@ def decode_detections(
     img_height=None,
     img_width=None,
     border_pixels="half",
+    background_id=0,
 ):
     """Converts raw SSD output into detections, like Caffe's ``DetectionOutput`` layer.
 
@@ -281,6 +291,7 @@ def decode_detections(
             and `img_width` are required).
         img_height, img_width: model input size, to de-normalize.
         border_pixels: 'half', 'include' or 'exclude', for the NMS IoU.
+        background_id: the class column of the background (as the encoder's).
 
     Returns:
         list (one per image) of float64 arrays (k, 6) ``[class_id, confidence, xmin,
@@ -293,7 +304,8 @@ def decode_detections(
     >>> detections = decode_detections(y_pred, confidence_thresh=0.5, img_height=300, img_width=300)
     """
     decode_args = _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_width)
-    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args)
+    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args,
+                                  background_id)
     return [np.column_stack([classes, conf, boxes]).reshape(-1, 6) for _, classes, conf, boxes in per_image]
 
 
@@ -307,6 +319,7 @@ def decode_detections_fast(
     img_height=None,
     img_width=None,
     border_pixels="half",
+    background_id=0,
 ):
     """Faster, approximate decoding: one class per anchor and one class-agnostic NMS.
 
@@ -323,10 +336,16 @@ def decode_detections_fast(
     decode_args = _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_width)
     y_pred = np.asarray(y_pred)
     all_scores = y_pred[..., CLASSES]
-    # argmax != background and max > threshold, without an argmax over every anchor:
-    # the argmax is background exactly when the background score equals the maximum.
+    positive_classes(all_scores.shape[-1], background_id)  # checks it
+    # argmax != background and max > threshold. With the background first, without an
+    # argmax over every anchor: the argmax is the background exactly when its score is
+    # the maximum (a tie goes to the first column).
     max_scores = all_scores.max(axis=-1)
-    candidate = (max_scores > confidence_thresh) & (all_scores[..., 0] < max_scores)
+    if background_id == 0:
+        not_background = all_scores[..., 0] < max_scores
+    else:
+        not_background = all_scores.argmax(axis=-1) != background_id
+    candidate = (max_scores > confidence_thresh) & not_background
     results = []
     for image_pred, image_candidate in zip(y_pred, candidate):
         anchors = np.flatnonzero(image_candidate)
@@ -341,6 +360,8 @@ def decode_detections_fast(
     return results
 
 
+# `decode_detections_debug` and `decode_detections_fast` keep the original's signatures, twins
+# of `decode_detections`'; all three share `_check_decode_args` and the NMS core.
 def decode_detections_debug(
     y_pred,
     confidence_thresh=0.01,
@@ -352,6 +373,7 @@ def decode_detections_debug(
     img_width=None,
     variance_encoded_in_target=False,
     border_pixels="half",
+    background_id=0,
 ):
     """`decode_detections` that also reports which anchor each detection came from.
 
@@ -363,7 +385,8 @@ def decode_detections_debug(
     decode_args = _check_decode_args(
         y_pred, input_coords, normalize_coords, img_height, img_width, variance_encoded_in_target=variance_encoded_in_target
     )
-    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args)
+    per_image = _decode_per_class(y_pred, confidence_thresh, iou_threshold, _check_top_k(top_k), border_offset(border_pixels), decode_args,
+                                  background_id)
     return [np.column_stack([anchors, classes, conf, boxes]).reshape(-1, 7) for anchors, classes, conf, boxes in per_image]
 
 

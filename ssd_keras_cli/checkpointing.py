@@ -33,6 +33,7 @@ import warnings
 
 import keras
 
+from misc_utils.file_utils import atomic_write
 from ssd_keras_cli import faults
 from ssd_keras_cli.model_files import CorruptModelFile, read_info, save_model, verify
 
@@ -136,10 +137,8 @@ def truncate_log(path, epoch):
     kept = [rows[0]] + [row for row in rows[1:] if row and int(row[column]) < epoch]
     if len(kept) == len(rows):
         return
-    temporary = path + ".tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(kept)
-    os.replace(temporary, path)
 
 
 class TrainingRecorder(keras.callbacks.Callback):

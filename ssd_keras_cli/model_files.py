@@ -16,6 +16,7 @@ import json
 import os
 import zipfile
 
+from misc_utils.file_utils import atomic_write, remove_quietly
 from ssd_keras_cli import faults
 
 INFO_MEMBER = "ssd_keras.json"
@@ -46,30 +47,21 @@ def save_model(model, path, info=None, checkpoint=False):
         CheckpointError: naming the file and the cause (no space left, no permission...);
             `path` is then as it was, and no temporary file is left behind.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.keras")
     if checkpoint:
         _checkpoint_writes[0] += 1
     try:
-        model.save(temporary)
-        if info is not None:
-            with zipfile.ZipFile(temporary, "a") as archive:
-                archive.writestr(INFO_MEMBER, json.dumps(info))
-        if checkpoint and faults.planned("kill-in-checkpoint") == _checkpoint_writes[0]:
-            faults.kill_now()
-        if checkpoint and faults.planned("enospc-in-checkpoint") == _checkpoint_writes[0]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), temporary)
-        with open(temporary, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-        _sync_folder(folder)
+        with atomic_write(path, ".keras") as temporary:
+            model.save(temporary)
+            if info is not None:
+                with zipfile.ZipFile(temporary, "a") as archive:
+                    archive.writestr(INFO_MEMBER, json.dumps(info))
+            if checkpoint and faults.planned("kill-in-checkpoint") == _checkpoint_writes[0]:
+                faults.kill_now()
+            if checkpoint and faults.planned("enospc-in-checkpoint") == _checkpoint_writes[0]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), temporary)
     except OSError as error:
-        _remove(temporary)
         kept = "the previous file is unchanged" if os.path.exists(path) else "nothing was written"
         raise CheckpointError(error.errno, f"Cannot write {path}: {error.strerror or error} ({kept})") from error
-    except BaseException:
-        _remove(temporary)
-        raise
     return path
 
 
@@ -123,7 +115,7 @@ def ensure_writable(folder):
             f.write(b"ok")
         os.remove(probe)
     except OSError as error:
-        _remove(probe)
+        remove_quietly(probe)
         raise CheckpointError(error.errno, f"Cannot write to the output folder {folder}: {error.strerror or error}") from error
 
 
@@ -134,10 +126,10 @@ def remove_stale_temporaries(folder):
     import re
 
     removed = []
-    for path in glob.glob(os.path.join(folder, ".*.tmp.keras")):
+    for path in glob.glob(os.path.join(folder, ".*.tmp.keras")):  # `file_utils.temporary_name`
         match = re.search(r"\.(\d+)\.tmp\.keras$", path)
         if match and not _running(int(match.group(1))):
-            _remove(path)
+            remove_quietly(path)
             removed.append(path)
     return removed
 
@@ -152,24 +144,3 @@ def _running(pid):
     except PermissionError:
         return True
     return True
-
-
-def _sync_folder(folder):
-    """Flushes the rename itself to the disk (where the platform allows it)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

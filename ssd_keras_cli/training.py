@@ -296,7 +296,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     distribution = make_strategy(strategy)
     scope = distribution.scope() if distribution is not None else _NullScope()
     with scope:
-        model, predictor_sizes = build(model_name, kwargs)
+        model, _ = build(model_name, kwargs)
         if resume is not None:
             model = keras.models.load_model(resume)
         else:
@@ -311,7 +311,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         out_dir = os.path.join(out_dir, f"worker-{distribution.cluster_resolver.task_id}")
         ensure_writable(os.path.join(out_dir, "checkpoints"))
         log = RunLog(out_dir)
-    encoder = make_encoder(model_name, kwargs, predictor_sizes, **(encoder_overrides or {}))
+    encoder = make_encoder(model_name, model, **(encoder_overrides or {}))
     height, width = kwargs["image_size"][:2]
     background = kwargs.get("subtract_mean") or 0
     train_data = train_dataset.keras_dataset(batch_size, shuffle=True, transformations=transformations(augment, height, width, background, seed),

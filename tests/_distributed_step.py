@@ -22,12 +22,12 @@ def step(strategy):
     """Returns (loss, weights as float64 arrays) after one step under `strategy`."""
     keras.utils.set_random_seed(1)
     with strategy.scope():  # (fit too: a keras.distribution shards the batches only inside it)
-        model, sizes = build("ssd7", KWARGS)
+        model, _ = build("ssd7", KWARGS)
         for layer in model.layers:  # per-replica batch statistics would differ: freeze BN
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss=SSDLoss(neg_pos_ratio=3).compute_loss)
         fix_multiworker(model)
-        y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+        y = make_encoder("ssd7", model, neg_iou_limit=0.5)(LABELS)
         history = model.fit(X, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
     return history.history["loss"][0], [w.astype(np.float64) for w in model.get_weights()]

@@ -6,6 +6,7 @@ them on seeded inputs.
 """
 
 import numpy as np
+from ssd_encoder_decoder.layout import ANCHORS, OFFSETS, VARIANCES
 
 
 def box_iou(a, b, d=0.0):
@@ -69,8 +70,8 @@ def encode_image(labels, anchors, n_classes, coords, normalize, img_h, img_w, va
     n = len(anchors)
     out = np.zeros((n, n_classes + 12))
     out[:, background_id] = 1.0
-    out[:, -8:-4] = anchors
-    out[:, -4:] = variances
+    out[:, ANCHORS] = anchors
+    out[:, VARIANCES] = variances
     labels = np.asarray(labels, dtype=float).reshape(-1, 5)
     if len(labels) == 0:
         return out
@@ -108,7 +109,7 @@ def encode_image(labels, anchors, n_classes, coords, normalize, img_h, img_w, va
         else:
             w, h = an[1] - an[0], an[3] - an[2]
             off = [(g[0] - an[0]) / w, (g[1] - an[1]) / w, (g[2] - an[2]) / h, (g[3] - an[3]) / h]
-        out[a, -12:-8] = np.array(off) / np.array(variances)
+        out[a, OFFSETS] = np.array(off) / np.array(variances)
     return out
 
 
@@ -130,7 +131,7 @@ def decode_image(pred, conf_thresh, iou_threshold, top_k, img_h, img_w, fast=Fal
     n_classes = pred.shape[1] - 12
     boxes = []
     for row in pred:
-        off, anc, var = row[-12:-8], row[-8:-4], row[-4:]
+        off, anc, var = row[OFFSETS], row[ANCHORS], row[VARIANCES]
         cx = off[0] * var[0] * anc[2] + anc[0]
         cy = off[1] * var[1] * anc[3] + anc[1]
         w = np.exp(off[2] * var[2]) * anc[2]
@@ -168,7 +169,7 @@ def ssd_loss_total(y_true, y_pred, neg_pos_ratio=3, n_neg_min=0, alpha=1.0):
             class_loss = -sum(t * np.log(max(p, 1e-15)) for t, p in zip(truth[:-12], pred[:-12]))
             if max(truth[1:-12]) > 0:
                 n_pos += max(truth[1:-12])
-                d = np.abs(truth[-12:-8] - pred[-12:-8])
+                d = np.abs(truth[OFFSETS] - pred[OFFSETS])
                 loc = sum(0.5 * v * v if v < 1 else v - 0.5 for v in d)
                 total += class_loss + alpha * loc
             elif truth[0] > 0 and class_loss * truth[0] != 0:

@@ -34,8 +34,8 @@ OTHER_BACKENDS = ("jax", "torch")
 def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
     x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("float32")
     keras.utils.set_random_seed(0)
-    reference, sizes = build("ssd7", KWARGS)
-    y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+    reference, _ = build("ssd7", KWARGS)
+    y = make_encoder("ssd7", reference, neg_iou_limit=0.5)(LABELS)
     try:
         keras.mixed_precision.set_global_policy(policy)
         model, _ = build("ssd7", KWARGS)
@@ -77,8 +77,8 @@ def test_jit_compiled_training_step_matches_the_plain_one():
     losses = []
     for jit in (False, True):
         keras.utils.set_random_seed(3)
-        model, sizes = build("ssd7", KWARGS)
-        y = make_encoder("ssd7", KWARGS, sizes, neg_iou_limit=0.5)(LABELS)
+        model, _ = build("ssd7", KWARGS)
+        y = make_encoder("ssd7", model, neg_iou_limit=0.5)(LABELS)
         model.compile(optimizer=keras.optimizers.SGD(0.01), loss=SSDLoss().compute_loss, jit_compile=jit)
         losses.append([float(model.train_on_batch(x, y)) for _ in range(2)])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)

@@ -292,7 +292,7 @@ def test_model_fit_runs_one_epoch_from_the_adapter(voc):
 
 def test_worker_reseeding_gives_each_process_its_own_stream():
     from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
-    from data_generator.object_detection_2d_data_generator import _reseed
+    from misc_utils.random_utils import reseed_generators as _reseed
 
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
     labels = np.array([[1, 10, 10, 40, 30]], float)

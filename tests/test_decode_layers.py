@@ -13,6 +13,7 @@ from keras_layers.keras_layer_DecodeDetections import DecodeDetections  # noqa: 
 from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast  # noqa: E402
+from ssd_encoder_decoder.layout import OFFSETS  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
@@ -28,7 +29,7 @@ def _raw_predictions(seed, n_images=3, coords="centroids", normalize_coords=True
     n = CONFIG["n_classes"] + 1
     logits = rng.normal(0, sharpness, y[..., :n].shape)
     y[..., :n] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    y[..., -12:-8] = rng.normal(0, 0.5, y[..., -12:-8].shape)
+    y[..., OFFSETS] = rng.normal(0, 0.5, y[..., OFFSETS].shape)
     return y.astype(np.float32)
 
 

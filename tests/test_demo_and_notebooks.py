@@ -1,5 +1,7 @@
-"""The seven notebooks (SSD_KERAS_SMOKE=1), run top to bottom. (The demo is run as a user runs
-it, by the installed command, in test_user_paths.py.)"""
+"""The seven notebooks: each in sync with its reviewed source, ``notebooks/<name>.py``
+(jupytext's percent format), and run top to bottom on the smoke configuration
+(SSD_KERAS_SMOKE=1). (The demo is run as a user runs it, by the installed command, in
+test_user_paths.py.)"""
 
 import os
 
@@ -14,6 +16,20 @@ NOTEBOOKS = ["ssd300_training.ipynb", "ssd7_training.ipynb", "ssd300_inference.i
 # Notebooks that must show at least this many images (plots).
 PLOTS = {"ssd300_training.ipynb": 2, "ssd7_training.ipynb": 2, "ssd300_inference.ipynb": 2, "ssd512_inference.ipynb": 2,
          "ssd300_evaluation.ipynb": 1, "weight_sampling_tutorial.ipynb": 1}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_in_sync_with_its_source(name):
+    # Edit notebooks/<name>.py, then `jupytext --sync notebooks/<name>.py` writes the .ipynb.
+    jupytext = pytest.importorskip("jupytext")
+    nbformat = pytest.importorskip("nbformat")
+    source = jupytext.read(os.path.join(ROOT, "notebooks", name.replace(".ipynb", ".py")))
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+        notebook = nbformat.read(f, as_version=4)
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,notebooks//py:percent"
+    cells = [(cell.cell_type, cell.source) for cell in notebook.cells]
+    assert cells == [(cell.cell_type, cell.source) for cell in source.cells], f"{name} differs from notebooks/{name[:-6]}.py"
+    assert all(not cell.get("outputs") for cell in notebook.cells)  # committed without outputs
 
 
 # The SSD7 notebook also runs under JAX and PyTorch (the kernel inherits KERAS_BACKEND).

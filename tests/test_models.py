@@ -16,14 +16,15 @@ from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
 from keras_layers.keras_layer_InputPreprocessing import InputChannelSwap, InputMeanNormalization, InputStddevNormalization  # noqa: E402
 from models.keras_ssd7 import build_model  # noqa: E402
 from models.keras_ssd300 import ssd_300  # noqa: E402
-from models.keras_ssd512 import SSD512_ASPECT_RATIOS, ssd_512  # noqa: E402
+from models import presets  # noqa: E402
+from models.keras_ssd512 import ssd_512  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 SSD300_SCALES = SSD300_VOC["scales"]
-SSD512_SCALES = [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]
+SSD512_SCALES = list(presets.SSD512_SCALES["pascal"])
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +78,7 @@ def test_output_sizes(name, anchors, sizes, default_models):
 
 
 # The encoder configurations of the original notebooks, for the default models.
-ENCODERS = {
-    "ssd300_voc": SSD300_VOC,
-    "ssd512_voc": dict(img_height=512, img_width=512, n_classes=20, scales=SSD512_SCALES,
-                       aspect_ratios_per_layer=[list(a) for a in SSD512_ASPECT_RATIOS], steps=[8, 16, 32, 64, 128, 256, 512],
-                       offsets=[0.5] * 7, variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True),
-    "ssd7_udacity": dict(img_height=300, img_width=480, n_classes=5, scales=[0.08, 0.16, 0.32, 0.64, 0.96],
-                         aspect_ratios_global=[0.5, 1.0, 2.0], variances=[1.0] * 4, normalize_coords=True),
-}
+ENCODERS = {name: presets.encoder_kwargs(name) for name in DEFAULT_MODELS}
 
 
 @pytest.mark.parametrize("name", sorted(DEFAULT_MODELS))

@@ -6,6 +6,7 @@ import pytest
 from conftest import SSD300_VOC, random_labels
 from reference import encode_image
 from ssd_encoder_decoder.box_coding import decode_boxes
+from ssd_encoder_decoder.layout import ANCHORS, CLASSES, OFFSETS, VARIANCES
 from ssd_encoder_decoder.ssd_input_encoder import DegenerateBoxError, SSDInputEncoder
 
 SMALL = dict(img_height=60, img_width=80, n_classes=3, predictor_sizes=[(6, 8), (3, 4), (1, 2)], scales=[0.15, 0.4, 0.7, 0.95])
@@ -19,8 +20,8 @@ def test_ssd300_example_from_the_spec():
     negatives = y[0, :, 0] == 1
     assert positives.sum() == 16 and negatives.sum() == 8716
     assert (~positives & ~negatives).sum() == 0  # neg_iou_limit == pos_iou_threshold: no neutrals
-    np.testing.assert_array_equal(y[0, :, -8:-4], encoder._anchors.astype(np.float32))
-    np.testing.assert_allclose(y[0, :, -4:], np.tile([0.1, 0.1, 0.2, 0.2], (8732, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(y[0, :, ANCHORS], encoder._anchors.astype(np.float32))
+    np.testing.assert_allclose(y[0, :, VARIANCES], np.tile([0.1, 0.1, 0.2, 0.2], (8732, 1)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("coords", ["centroids", "corners", "minmax"])
@@ -33,7 +34,7 @@ def test_encode_then_decode_returns_the_ground_truth(coords, normalize_coords, r
     for i, image_labels in enumerate(labels):
         matched = np.flatnonzero(y[i, :, 1:-12].max(axis=1) > 0)
         assert len(matched) >= len(image_labels)  # every box has at least its bipartite anchor
-        boxes = decode_boxes(y[i, matched, -12:-8], y[i, matched, -8:-4], y[i, matched, -4:], coords)
+        boxes = decode_boxes(y[i, matched, OFFSETS], y[i, matched, ANCHORS], y[i, matched, VARIANCES], coords)
         if coords == "centroids":
             boxes = np.column_stack([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2])
         elif coords == "minmax":
@@ -79,7 +80,7 @@ def test_vectorized_encoder_equals_loop_reference(config, rng):
         np.testing.assert_array_equal(y[i, :, :-12], expected[:, :-12])
         np.testing.assert_allclose(y[i, :, -12:], expected[:, -12:], rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(y_matched[i, :, :-12], expected[:, :-12])
-        assert np.all(y_matched[i, :, -12:-8] == 0)
+        assert np.all(y_matched[i, :, OFFSETS] == 0)
 
 
 def test_encoder_equals_reference_on_ssd300(rng):
@@ -104,7 +105,7 @@ def test_images_without_boxes_give_all_background():
     for labels in ([np.zeros((0, 5)), []], [np.zeros((0, 5))]):
         y = encoder(labels)
         np.testing.assert_array_equal(y, encoder.generate_encoding_template(len(labels)))
-        assert np.all(y[..., 0] == 1) and np.all(y[..., 1:-12] == 0) and np.all(y[..., -12:-8] == 0)
+        assert np.all(y[..., 0] == 1) and np.all(y[..., CLASSES][..., 1:] == 0) and np.all(y[..., OFFSETS] == 0)
     y = encoder([[], np.array([[1, 10, 10, 40, 40]])])
     assert np.all(y[0, :, 0] == 1) and y[1, :, 1].sum() >= 1
 

@@ -18,6 +18,7 @@ from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
 from models.keras_ssd7 import build_model  # noqa: E402
 from reference import ssd_loss_total  # noqa: E402
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_encoder_decoder.layout import OFFSETS  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
@@ -87,7 +88,7 @@ def test_equals_the_loop_reference_on_encoded_targets(seed):
     y_pred = y_true.copy()
     logits = rng.normal(0, 2, y_true[..., :4].shape)
     y_pred[..., :4] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    y_pred[..., -12:-8] += rng.normal(0, 1, y_pred[..., -12:-8].shape)
+    y_pred[..., OFFSETS] += rng.normal(0, 1, y_pred[..., OFFSETS].shape)
     for args in (dict(), dict(neg_pos_ratio=1, n_neg_min=10, alpha=0.3)):
         out = _loss(SSDLoss(**args), y_true, y_pred)
         assert out.mean() == pytest.approx(ssd_loss_total(y_true, y_pred, **args), rel=1e-5)

@@ -3,6 +3,7 @@ import pytest
 
 from conftest import SSD300_VOC
 from reference import decode_image, greedy_nms as reference_nms
+from ssd_encoder_decoder.layout import OFFSETS, VARIANCES
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
 from ssd_encoder_decoder.ssd_output_decoder import (
     _greedy_nms,
@@ -50,7 +51,7 @@ def _random_predictions(rng, n_images=3, spread=0.3, n_classes=4):
     y = encoder.generate_encoding_template(n_images).astype(np.float64)
     logits = rng.normal(0, 1.5, y[..., :n_classes].shape)
     y[..., :n_classes] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    y[..., -12:-8] = rng.normal(0, spread, y[..., -12:-8].shape)
+    y[..., OFFSETS] = rng.normal(0, spread, y[..., OFFSETS].shape)
     return y
 
 
@@ -78,7 +79,7 @@ def test_large_batch_uses_the_candidate_subset_exactly(rng):
     y = encoder.generate_encoding_template(1).astype(np.float64)
     logits = rng.normal(0, 1, y[..., :21].shape)
     y[..., :21] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    y[..., -12:-8] = rng.normal(0, 1, y[..., -12:-8].shape)
+    y[..., OFFSETS] = rng.normal(0, 1, y[..., OFFSETS].shape)
     out = decode_detections(y, confidence_thresh=0.1, iou_threshold=0.45, top_k=300, img_height=300, img_width=300)[0]
     expected = decode_image(y[0], 0.1, 0.45, 300, 300, 300)
     assert len(out) == 300
@@ -161,7 +162,7 @@ def test_debug_reports_anchor_and_layer():
 
 def test_variance_encoded_in_target():
     y = _random_predictions(np.random.default_rng(13), n_images=1)
-    y[..., -4:] = 1.0  # variances of 1 make both conventions equal
+    y[..., VARIANCES] = 1.0  # variances of 1 make both conventions equal
     a = decode_detections_debug(y, 0.3, img_height=60, img_width=80, variance_encoded_in_target=True)
     b = decode_detections_debug(y, 0.3, img_height=60, img_width=80)
     np.testing.assert_allclose(a[0], b[0])

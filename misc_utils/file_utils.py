@@ -1,0 +1,60 @@
+"""Files written so that a crash, a kill or a full disk never leaves half of one.
+
+`atomic_write(path)` yields a temporary path in the target's folder; when the block
+ends normally the file is flushed to the disk and renamed over `path` in one step
+(`os.replace`), and the rename flushed too; when it raises (an error, Ctrl-C), the
+temporary file is removed and `path` is as it was. A reader sees the old file or the
+new one, never half of one. Every file the project writes for keeps (model and weight
+files, HDF5 data sets, checkpoints, logs it rewrites) goes through it.
+"""
+
+import contextlib
+import os
+
+
+def temporary_name(path, suffix=""):
+    """The temporary file of `atomic_write` for `path`: hidden, in the same folder, named
+    after this process (so that one left by a killed process can be told apart)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_write(path, suffix=""):
+    """Yields a temporary path to write; renames it over `path` when the block succeeds.
+
+    Args:
+        path: the file to write.
+        suffix: ends the temporary name (some writers insist on an extension, e.g. '.keras').
+    """
+    temporary = temporary_name(path, suffix)
+    try:
+        yield temporary
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        sync_folder(os.path.dirname(os.path.abspath(path)))
+    except BaseException:
+        remove_quietly(temporary)
+        raise
+
+
+def sync_folder(folder):
+    """Flushes a folder's entries (a rename) to the disk, where the platform allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
