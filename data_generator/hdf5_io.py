@@ -8,14 +8,13 @@ The file is written under a temporary name and renamed when complete, and marked
 """
 
 import json
-import os
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 from data_generator.annotation_parsers import DatasetError
-from misc_utils.file_utils import atomic_write
+from misc_utils.file_utils import atomic_write, open_hdf5
 
 
 def write_dataset(file_path, size, image_of, labels, image_ids, eval_neutral, labels_format, labels_output_format, resize=False,
@@ -83,12 +82,7 @@ def read_dataset(path, verbose=True):
     Raises:
         DatasetError: if the file is missing, unreadable, or not a complete data set.
     """
-    if not os.path.isfile(path):
-        raise DatasetError(f"HDF5 data set not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise DatasetError(f"Cannot open HDF5 data set {path}: {error}") from None
+    f = open_hdf5(path, "HDF5 data set", DatasetError, DatasetError)
     if "images" not in f or "image_shapes" not in f or not f.attrs.get("complete", True):
         f.close()
         raise DatasetError(f"{path} is not a complete data set written by create_hdf5_dataset.")

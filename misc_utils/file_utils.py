@@ -5,11 +5,13 @@ ends normally the file is flushed to the disk and renamed over `path` in one ste
 (`os.replace`), and the rename flushed too; when it raises (an error, Ctrl-C), the
 temporary file is removed and `path` is as it was. A reader sees the old file or the
 new one, never half of one. Every file the project writes for keeps (model and weight
-files, HDF5 data sets, checkpoints, logs it rewrites) goes through it.
+files, HDF5 data sets, checkpoints, logs it rewrites) goes through it. `open_hdf5` opens an HDF5 file for reading with errors that name it.
 """
 
 import contextlib
 import os
+
+import h5py
 
 
 def temporary_name(path, suffix=""):
@@ -58,3 +60,15 @@ def remove_quietly(path):
         os.remove(path)
     except OSError:
         pass
+
+
+def open_hdf5(path, what, missing_error, unreadable_error):
+    """`h5py.File(path, "r")`, or `missing_error` ("<what> not found: <path>") when there is no
+    such file and `unreadable_error` ("<path> is not a readable HDF5 file: ...") when it is
+    not HDF5. `what` names the file's role ('Weights file', 'HDF5 data set')."""
+    if not os.path.isfile(path):
+        raise missing_error(f"{what} not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise unreadable_error(f"{path} is not a readable HDF5 file: {error}") from None

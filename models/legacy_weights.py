@@ -9,10 +9,10 @@ of the model that were not matched, and every shape or weight-count mismatch.
 """
 
 import dataclasses
-import os
 
-import h5py
 import numpy as np
+
+from misc_utils.file_utils import open_hdf5
 
 
 def _text(value):
@@ -33,13 +33,7 @@ def read_legacy_h5(path):
         ValueError: if it is not an HDF5 file in the Keras-2 weights layout (a full
             model file is read from its ``model_weights`` group).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Weights file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path} is not a readable HDF5 file: {error}") from None
-    with f:
+    with open_hdf5(path, "Weights file", FileNotFoundError, ValueError) as f:
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group.attrs:
             raise ValueError(

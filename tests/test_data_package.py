@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
@@ -76,3 +77,15 @@ def test_transformations_keep_their_own_filters_and_validators():
     assert patch.image_validator.box_filter.labels_format == LAST_CLASS_FORMAT
     resize.labels_format = None
     assert resize.box_filter.labels_format["class_id"] == 0
+
+
+def test_a_missing_or_foreign_hdf5_data_set_is_named(tmp_path):
+    from data_generator.annotation_parsers import DatasetError
+
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(DatasetError, match=f"HDF5 data set not found: {missing}"):
+        DataGenerator(hdf5_dataset_path=str(missing))
+    text = tmp_path / "notes.h5"
+    text.write_text("not HDF5")
+    with pytest.raises(DatasetError, match=f"{text} is not a readable HDF5 file"):
+        DataGenerator(hdf5_dataset_path=str(text))
