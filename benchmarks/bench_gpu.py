@@ -169,8 +169,8 @@ def torchvision_peer(batch, infer_batch, steps, repeats, lr, rng):
         import torch
         import torchvision  # noqa: F401
         from torchvision.models.detection import ssd300_vgg16
-    except ImportError as error:
-        return {"skipped": f"torchvision is not installed ({error})"}
+    except Exception as error:  # not installed, or built for another torch ("operator torchvision::nms does not exist")
+        return {"skipped": f"torchvision cannot be imported ({type(error).__name__}: {error})"}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     autocast = dict(device_type=device, dtype=torch.bfloat16)
     torch.backends.cudnn.benchmark = True
