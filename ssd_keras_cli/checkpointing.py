@@ -33,7 +33,7 @@ import warnings
 
 import keras
 
-from misc_utils.file_utils import atomic_write
+from misc_utils.file_utils import atomic_write, remove_quietly
 from ssd_keras_cli import faults
 from ssd_keras_cli.model_files import CorruptModelFile, read_info, save_model, verify
 
@@ -250,10 +250,7 @@ class TrainingRecorder(keras.callbacks.Callback):
         self._write(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, f"step-{step:08d}.keras"), self._state(epoch, batch, step))
         points = sorted(glob.glob(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, "step-*.keras")))
         for old in points[:-KEEP_RESUME_POINTS]:
-            try:
-                os.remove(old)
-            except OSError:
-                pass
+            remove_quietly(old)
 
     def _write(self, path, state):
         save_model(self.model, path, dict(self.info, training=state), checkpoint=True)

@@ -235,13 +235,14 @@ def _detector(args):
         UsageError: when --classes does not match the model's number of classes.
     """
     from ssd_keras_cli.data import VOC_CLASSES
-    from ssd_keras_cli.inference import add_decoding, load_detector, n_classes_of, read_model_info
+    from ssd_keras_cli.inference import add_decoding, load_detector, n_classes_of
+    from ssd_keras_cli.model_files import read_info
 
     decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
     classes = _classes(args.classes) if args.classes else None
     if args.model_file:
         model = load_detector(args.model_file, **decode)
-        stored = read_model_info(args.model_file).get("class_names")
+        stored = read_info(args.model_file).get("class_names")
     elif args.model and args.weights:
         from ssd_keras_cli.configs import build, model_kwargs
 

@@ -70,13 +70,6 @@ def save_model(model, path, class_names=None):
     return save(model, path, {"class_names": list(class_names)} if class_names is not None else None)
 
 
-def read_model_info(path):
-    """What the project stored in a `.keras` file (``{'class_names': [...]}``), or {}."""
-    from ssd_keras_cli.model_files import read_info
-
-    return read_info(path)
-
-
 class NotAModelError(ValueError):
     """A file given as a model is not a Keras model file."""
 

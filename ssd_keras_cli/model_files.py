@@ -96,9 +96,9 @@ def verify(path, require_info=False):
             if missing:
                 raise CorruptModelFile(f"{path}: not a complete .keras archive (missing {', '.join(missing)})")
             return json.loads(archive.read(INFO_MEMBER)) if INFO_MEMBER in names else {}
+    except CorruptModelFile:
+        raise
     except (zipfile.BadZipFile, EOFError, ValueError, KeyError) as error:
-        if isinstance(error, CorruptModelFile):
-            raise
         raise CorruptModelFile(f"{path}: not a .keras archive, or a truncated one ({error})") from None
 
 

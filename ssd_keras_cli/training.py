@@ -333,9 +333,9 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
                      keras.callbacks.EarlyStopping(monitor=monitor, min_delta=0.0, patience=10, verbose=int(verbose > 0))]
     schedule += list(callbacks)
     restore_callback_states(schedule, state.get("callbacks"))
-    recorder = TrainingRecorder(out_dir, train_data.epoch_length, train_data, save_every=save_every, monitor=monitor,
-                                info={"class_names": list(class_names)} if class_names is not None else None, state=state,
-                                callbacks=schedule, log=log)
+    info = {"class_names": list(class_names)} if class_names is not None else None  # stored in every model file written
+    recorder = TrainingRecorder(out_dir, train_data.epoch_length, train_data, save_every=save_every, monitor=monitor, info=info,
+                                state=state, callbacks=schedule, log=log)
     log_path = os.path.join(out_dir, "training_log.csv")
     if resume is not None:
         truncate_log(log_path, state["epoch"])  # the epochs after the checkpoint run again
@@ -384,10 +384,10 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         if val_data is not None:
             val_data.close()
     if recorder.failure is not None:
-        last = recorder.last_checkpoint or (resume if resume is not None else None)
+        last = recorder.last_checkpoint or resume
         raise TrainingError(f"{recorder.failure}. The last good checkpoint is {last or 'none (none was written yet)'}; "
                             f"the batch's image files are listed in {log.path}.")
-    save_model(model, os.path.join(out_dir, "model.keras"), {"class_names": list(class_names)} if class_names is not None else None)
+    save_model(model, os.path.join(out_dir, "model.keras"), info)
     log.write(f"finished after epoch {epochs}; saved {os.path.join(out_dir, 'model.keras')}")
     return model, history
 
@@ -397,7 +397,7 @@ def _merge(history, new):
         history.history.setdefault(key, []).extend(values)
 
 
-def _arrays(dataset, progress=None, epoch=None):
+def _arrays(dataset, progress=None):
     """All batches of a `PyDataset`'s epoch as two arrays."""
     batches = []
     for i in range(len(dataset)):
