@@ -34,6 +34,7 @@ import keras
 from keras import ops
 
 from bounding_box_utils.bounding_box_utils import COORDS, check_one_of
+from misc_utils.backend_utils import scalar_like
 from ssd_encoder_decoder.layout import ANCHORS, CLASSES, MIN_CHANNELS, N_BOX_CHANNELS, OFFSETS, VARIANCES
 
 # Candidates the loop first runs on: max(SUBSET_PER_KEPT * top_k, SUBSET_MIN), as the NumPy decoders do.
@@ -71,7 +72,8 @@ def decode_corners(y_pred, coords, normalize_coords, img_height, img_width):
         minmax = offsets * ops.stack([w, w, h, h], axis=-1) + anchors
         boxes = ops.stack([minmax[..., 0], minmax[..., 2], minmax[..., 1], minmax[..., 3]], axis=-1)
     if normalize_coords:
-        boxes = boxes * ops.convert_to_tensor([img_width, img_height, img_width, img_height], "float32")
+        scale = (img_width, img_height, img_width, img_height)
+        boxes = ops.stack([boxes[..., i] * factor for i, factor in enumerate(scale)], axis=-1)
     return boxes
 
 
@@ -80,7 +82,7 @@ def first_max(values, axis=-1):
     size = values.shape[axis]
     best = ops.max(values, axis=axis, keepdims=True)
     positions = ops.arange(size, dtype="int32")
-    return ops.min(ops.where(values == best, positions, size), axis=axis)
+    return ops.min(ops.where(values == best, positions, scalar_like(size, positions)), axis=axis)
 
 
 def _gather(values, indices):
@@ -97,11 +99,12 @@ def _iou(first, second):
     `bounding_box_utils.iou_corners` with border 'half' (a pair whose union is not
     positive has IoU 0)."""
     a, b = first[:, :, None, :], second[:, None, :, :]
-    width = ops.maximum(0.0, ops.minimum(a[..., 2], b[..., 2]) - ops.maximum(a[..., 0], b[..., 0]))
-    height = ops.maximum(0.0, ops.minimum(a[..., 3], b[..., 3]) - ops.maximum(a[..., 1], b[..., 1]))
+    zero = scalar_like(0.0, first)
+    width = ops.maximum(zero, ops.minimum(a[..., 2], b[..., 2]) - ops.maximum(a[..., 0], b[..., 0]))
+    height = ops.maximum(zero, ops.minimum(a[..., 3], b[..., 3]) - ops.maximum(a[..., 1], b[..., 1]))
     intersection = width * height
     union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - intersection
-    return ops.where(union > 0, intersection / ops.where(union > 0, union, 1.0), 0.0)
+    return ops.where(union > 0, intersection / ops.where(union > 0, union, scalar_like(1.0, union)), zero)
 
 
 def _place(mask, slots, max_kept):
@@ -116,7 +119,7 @@ def _pick(place, values):
     box coordinate elsewhere into NaN (0 * inf)."""
     if len(values.shape) == 2:
         return ops.sum(ops.where(place, values[:, :, None], ops.zeros((), values.dtype)), axis=1)
-    return ops.sum(ops.where(place[..., None], values[:, :, None, :], 0.0), axis=1)
+    return ops.sum(ops.where(place[..., None], values[:, :, None, :], ops.zeros((), values.dtype)), axis=1)
 
 
 def _outside_torch_compile(function):
@@ -182,7 +185,7 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
     slot_ids = ops.arange(max_kept, dtype="int32")[None, :]
 
     def cond(block, kept, kept_boxes, kept_labels, count, per_label):
-        first_score = ops.take(blocks[0], ops.minimum(block, n_blocks - 1), axis=1)[:, 0]
+        first_score = ops.take(blocks[0], ops.minimum(block, scalar_like(n_blocks - 1, block)), axis=1)[:, 0]
         return (block < n_blocks) & ops.any((count < max_kept) & (first_score > float("-inf")))
 
     def body(block, kept, kept_boxes, kept_labels, count, per_label):
@@ -201,14 +204,14 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
             new_keep = alive & (hits == 0)
             return new_keep, ops.any(new_keep != keep)
 
-        keep, _ = ops.while_loop(lambda keep, changed: changed, settle, (alive, ops.convert_to_tensor(True)))
+        keep, _ = ops.while_loop(lambda keep, changed: changed, settle, (alive, ops.ones((), "bool")))
         if max_per_label is not None:
             earlier_of_label = ops.cast(earlier & same_label, "float32")
             rank_in_label = ops.squeeze(ops.matmul(earlier_of_label, ops.cast(keep, "float32")[:, :, None]), -1)
             before_block = ops.take_along_axis(per_label, block_labels, axis=1)
             keep = keep & (ops.cast(rank_in_label, "int32") + before_block < max_per_label)
-            per_label = per_label + ops.sum(ops.one_hot(block_labels, n_labels, dtype="int32") * ops.cast(keep, "int32")[..., None],
-                                            axis=1)
+            of_label = ops.cast(block_labels[..., None] == ops.arange(n_labels, dtype="int32"), "int32")  # one-hot
+            per_label = per_label + ops.sum(of_label * ops.cast(keep, "int32")[..., None], axis=1)
         # Append the kept boxes, in order, after the ones kept before.
         slots = count[:, None] + ops.cumsum(ops.cast(keep, "int32"), axis=1) - 1
         place = _place(keep, slots, max_kept)  # (batch, size, max_kept)
@@ -216,10 +219,10 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
         kept = ops.where(placed, _pick(place, block * size + numbers[None, :]), kept)
         kept_boxes = ops.where(placed[..., None], _pick(place, block_boxes), kept_boxes)
         kept_labels = ops.where(placed, _pick(place, block_labels), kept_labels)
-        count = ops.minimum(count + ops.sum(ops.cast(keep, "int32"), axis=1), max_kept)
+        count = ops.minimum(count + ops.sum(ops.cast(keep, "int32"), axis=1), scalar_like(max_kept, count))
         return block + 1, kept, kept_boxes, kept_labels, count, per_label
 
-    state = (ops.convert_to_tensor(0, "int32"), ops.zeros((batch, max_kept), "int32"), ops.zeros((batch, max_kept, 4), "float32"),
+    state = (ops.zeros((), "int32"), ops.zeros((batch, max_kept), "int32"), ops.zeros((batch, max_kept, 4), "float32"),
              ops.zeros((batch, max_kept), "int32"), ops.zeros((batch,), "int32"), ops.zeros((batch, n_labels), "int32"))
     _, kept, _, _, count, _ = ops.while_loop(cond, body, state)
     return kept, count
@@ -252,8 +255,8 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
         positions, count = greedy_nms(sub_scores, _gather(boxes, box_of(numbers)), _gather(labels, numbers), iou_threshold, top_k,
                                       max_per_label, n_labels)
         valid = ops.arange(top_k, dtype="int32")[None, :] < count[:, None]
-        last_score = _gather(sub_scores, _gather(positions, ops.maximum(count - 1, 0)[:, None]))[:, 0]
-        return ops.where(valid, _gather(numbers, positions), 0), valid, count, last_score, sub_scores[:, -1]
+        last_score = _gather(sub_scores, _gather(positions, ops.maximum(count - 1, scalar_like(0, count))[:, None]))[:, 0]
+        return ops.where(valid, _gather(numbers, positions), scalar_like(0, numbers)), valid, count, last_score, sub_scores[:, -1]
 
     def run_all():
         return run(ops.broadcast_to(ops.arange(n, dtype="int32")[None, :], ops.shape(scores)))[:2]
@@ -328,7 +331,7 @@ class DecodeLayerBase(keras.layers.Layer):
     def _rows(self, class_ids, confidences, boxes, valid):
         """(batch, top_k, 6) rows ``[class_id, confidence, xmin, ymin, xmax, ymax]``, zeros where not valid."""
         rows = ops.concatenate([ops.cast(class_ids, "float32")[..., None], confidences[..., None], boxes], axis=-1)
-        return ops.where(valid[..., None], rows, 0.0)
+        return ops.where(valid[..., None], rows, scalar_like(0.0, rows))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.top_k, 6)  # a Python int, not a tensor (original bug 16)

@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from bounding_box_utils.bounding_box_utils import COORDS, check_one_of
+from misc_utils.backend_utils import device_constant
 from ssd_encoder_decoder.anchor_utils import generate_anchor_boxes, n_boxes_per_cell, resolve_per_layer, resolve_variances
 
 
@@ -103,7 +104,7 @@ class AnchorBoxes(keras.layers.Layer):
         fm_h, fm_w = inputs.shape[1], inputs.shape[2]
         if fm_h is None or fm_w is None:
             raise ValueError(f"AnchorBoxes needs a static feature-map size. Received: input shape {inputs.shape}")
-        anchors = ops.convert_to_tensor(self.anchors((fm_h, fm_w)))
+        anchors = device_constant(self, (fm_h, fm_w), lambda: self.anchors((fm_h, fm_w)), like=inputs)
         batch = ops.shape(inputs)[0]
         return ops.broadcast_to(anchors[None], (batch, fm_h, fm_w, self.n_boxes, 8))
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_layers._decoding import DecodeLayerBase, select
+from misc_utils.backend_utils import device_constant, scalar_like
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
@@ -52,12 +53,13 @@ class DecodeDetections(DecodeLayerBase):
         n_classes = len(class_ids)  # background excluded
         batch = ops.shape(scores)[0]
         # Candidate a * n_classes + c is anchor a with the c-th positive class, as numbered by the NumPy decoder.
-        flat = ops.reshape(ops.take(scores, class_ids, axis=-1), (batch, scores.shape[1] * n_classes))
-        flat = ops.where(flat > self.confidence_thresh, flat, float("-inf"))
+        class_id_tensor = device_constant(self, ("class_ids", scores.shape[-1]), lambda: class_ids, like=scores, dtype="int32")
+        flat = ops.reshape(ops.take(scores, class_id_tensor, axis=-1), (batch, scores.shape[1] * n_classes))
+        flat = ops.where(flat > self.confidence_thresh, flat, scalar_like(float("-inf"), flat))
         labels = ops.broadcast_to(ops.tile(ops.arange(n_classes, dtype="int32"), (scores.shape[1],))[None, :], ops.shape(flat))
         candidates, valid = select(flat, boxes, labels, self.iou_threshold, self.top_k, self.nms_max_output_size, n_classes,
                                    box_of=lambda numbers: numbers // n_classes)
         confidences = ops.take_along_axis(flat, candidates, axis=1)
         kept_boxes = ops.take_along_axis(boxes, ops.broadcast_to((candidates // n_classes)[..., None], ops.shape(candidates) + (4,)),
                                          axis=1)
-        return self._rows(ops.take(ops.convert_to_tensor(class_ids, "int32"), candidates % n_classes), confidences, kept_boxes, valid)
+        return self._rows(ops.take(class_id_tensor, candidates % n_classes), confidences, kept_boxes, valid)

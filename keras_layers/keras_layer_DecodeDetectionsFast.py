@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_layers._decoding import DecodeLayerBase, first_max, select
+from misc_utils.backend_utils import scalar_like
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
@@ -26,7 +27,7 @@ class DecodeDetectionsFast(DecodeLayerBase):
         class_ids = first_max(scores, axis=-1)
         confidences = ops.max(scores, axis=-1)
         keep = (class_ids != self.background_id) & (confidences > self.confidence_thresh)
-        masked = ops.where(keep, confidences, float("-inf"))
+        masked = ops.where(keep, confidences, scalar_like(float("-inf"), confidences))
         # IoU never exceeds 1, so a threshold of 1 suppresses nothing.
         iou_threshold = self.iou_threshold if self.iou_threshold else 1.0
         n_kept = min(self.top_k, self.nms_max_output_size)

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from misc_utils.backend_utils import device_constant
+
 
 def _as_list(name, value):
     """A number or a sequence of numbers as a list of floats (for `get_config`)."""
@@ -36,7 +38,7 @@ class _PerChannel(keras.layers.Layer):
                 f"Layer '{self.name}' has {len(values)} values of `{self.arg_name}` for an input with "
                 f"{inputs.shape[-1]} channels."
             )
-        return ops.convert_to_tensor(np.array(values, dtype=np.float32), dtype=inputs.dtype)
+        return device_constant(self, "values", lambda: np.array(values, dtype=np.float32), like=inputs, dtype=inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from misc_utils.backend_utils import device_constant, scalar_like
 from ssd_encoder_decoder.layout import CLASSES, N_BOX_CHANNELS, OFFSETS
 
 
@@ -58,7 +59,7 @@ class SSDLoss:
 
     def log_loss(self, y_true, y_pred):
         """Cross-entropy of probabilities: ``-sum(y_true * log(max(y_pred, 1e-15)))`` over the last axis."""
-        return -ops.sum(y_true * ops.log(ops.maximum(y_pred, 1e-15)), axis=-1)
+        return -ops.sum(y_true * ops.log(ops.maximum(y_pred, scalar_like(1e-15, y_pred))), axis=-1)
 
     def _compute_loss(self, y_true, y_pred):
         """The loss of a batch, one value per image (``SSDLoss(...).compute_loss``).
@@ -88,7 +89,8 @@ class SSDLoss:
             raise ValueError(f"`background_id`={self.background_id} is not one of the {n_class_columns} class columns.")
         negatives = y_true[..., self.background_id]
         # A positive anchor has a one-hot class other than the background; a neutral one none.
-        not_background = ops.convert_to_tensor(np.arange(n_class_columns) != self.background_id, "float32")
+        not_background = device_constant(self, ("not_background", n_class_columns),
+                                         lambda: np.arange(n_class_columns) != self.background_id, like=y_true)
         positives = ops.max(y_true[..., CLASSES] * not_background, axis=-1)
         replicas = _Replicas()
         n_positive = replicas.sum(ops.sum(positives))
@@ -99,20 +101,24 @@ class SSDLoss:
         local_neg_losses = ops.reshape(class_loss * negatives, (-1,))
         neg_losses, offset = replicas.gather(local_neg_losses)
         n_neg_losses = ops.sum(ops.cast(neg_losses > 0, "int32"))
-        n_keep = ops.maximum(ops.cast(self.neg_pos_ratio * n_positive, "int32"), int(self.n_neg_min))
+        n_keep = ops.cast(self.neg_pos_ratio * n_positive, "int32")
+        n_keep = ops.maximum(n_keep, scalar_like(int(self.n_neg_min), n_keep))
         n_keep = ops.minimum(n_keep, n_neg_losses)
         # Rank of each loss in descending order; the n_keep best ranks are mined. The
         # mined sum is the sum of the n_keep largest losses, whatever the tie order.
         order = ops.argsort(-neg_losses)
         ranks = ops.scatter(ops.expand_dims(order, -1), ops.arange(ops.shape(order)[0], dtype="int32"), ops.shape(order))
-        ranks = ops.slice(ranks, ops.reshape(offset, (1,)), ops.shape(local_neg_losses))
+        if offset is not None:  # this replica's part of the global batch
+            ranks = ops.slice(ranks, ops.reshape(offset, (1,)), ops.shape(local_neg_losses))
         mined = ops.cast(ops.cast(ranks, "int32") < n_keep, "float32")
         neg_class_loss = ops.sum(ops.reshape(local_neg_losses * mined, (batch_size, n_boxes)), axis=-1)
 
         loc_loss = ops.sum(loc_loss * positives, axis=-1)
-        total = (pos_class_loss + neg_class_loss + self.alpha * loc_loss) / ops.maximum(1.0, n_positive)
+        total = (pos_class_loss + neg_class_loss + self.alpha * loc_loss) / ops.maximum(n_positive, scalar_like(1.0, n_positive))
         # Keras averages over the local batch and, under a strategy, divides by the
         # number of replicas before summing their gradients: undo both.
+        if isinstance(batch_size, int):  # a static batch (always under PyTorch and JAX)
+            return total * float(batch_size * replicas.count)
         return total * ops.cast(batch_size * replicas.count, "float32")
 
 
@@ -166,9 +172,10 @@ class _Replicas:
         return self.context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
     def gather(self, value):
-        """``(all replicas' values concatenated in replica order, offset of this replica's)``."""
+        """``(all replicas' values concatenated in replica order, offset of this replica's)``;
+        the offset is None on one device."""
         if self.context is None:
-            return value, ops.convert_to_tensor(0, "int32")
+            return value, None
         import tensorflow as tf
 
         sizes = self.context.all_gather(tf.reshape(tf.shape(value)[0], (1,)), axis=0)

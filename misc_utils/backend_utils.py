@@ -62,3 +62,69 @@ def select_backend(name):
         raise ValueError(f"Keras is already imported with the {keras.backend.backend()!r} backend; "
                          f"start a new process with KERAS_BACKEND={name}.")
     os.environ["KERAS_BACKEND"] = name
+
+
+# ---------------------------------------------------------------- constants on the device
+#
+# Under PyTorch, every conversion of host values to a tensor on a GPU (`ops.convert_to_tensor`
+# of a NumPy array, a list or a Python number, which Keras also does for the number in
+# ``ops.maximum(x, 0.0)``) is a blocking copy, after which PyTorch waits for all the work
+# queued on the GPU: the host can no longer run ahead of the device. TensorFlow and JAX trace
+# such values into the graph as constants. The two helpers below keep the layers and the
+# loss free of those copies under PyTorch and change nothing on the other backends.
+
+
+def device_constant(owner, key, make, like, dtype="float32"):
+    """The host values ``make()`` as a tensor of `dtype` on the device of `like`.
+
+    Under PyTorch the tensor is made once per (key, device, dtype) and kept on `owner` (in
+    its ``__dict__``, so that neither Keras nor ``torch.nn.Module`` tracks it); on the
+    other backends it is converted at each call, which their tracing makes a constant.
+
+    Args:
+        owner: the object the cache lives on (a layer, a loss).
+        key: what identifies the values among the owner's constants (hashable).
+        make: a function returning the values (NumPy array, list or number).
+        like: a tensor on the device where the constant is needed.
+        dtype: the tensor's dtype.
+    """
+    if current_backend() != "torch":
+        from keras import ops
+
+        return ops.convert_to_tensor(make(), dtype)
+    import numpy as np
+    import torch
+
+    cache = owner.__dict__.setdefault("_device_constants", {})
+    index = (key, str(like.device), str(dtype))
+    tensor = cache.get(index)
+    if tensor is None:
+        tensor = torch.as_tensor(np.asarray(make()), device=like.device).to(_torch_dtype(dtype))
+        cache[index] = tensor
+    return tensor
+
+
+def scalar_like(value, like, dtype=None):
+    """`value` as an operand beside `like` in a `keras.ops` call.
+
+    Under PyTorch a 0-d tensor filled on `like`'s device (no copy from the host); on the
+    other backends the Python number itself, so that their dtype rules and graphs stay
+    as they are.
+
+    Args:
+        value: a Python number or bool.
+        like: a tensor; gives the device and, unless `dtype` is given, the dtype.
+        dtype: the tensor's dtype under PyTorch (default: `like`'s).
+    """
+    if current_backend() != "torch":
+        return value
+    import torch
+
+    return torch.full((), value, dtype=_torch_dtype(dtype or like.dtype), device=like.device)
+
+
+def _torch_dtype(dtype):
+    """A dtype name (or a torch dtype) as a torch dtype."""
+    import torch
+
+    return dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype))

@@ -19,6 +19,7 @@ from bounding_box_utils.bounding_box_utils import check_one_of
 from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
 from keras_layers.keras_layer_DecodeDetections import DecodeDetections
 from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
+from keras_layers.weight_decay import L2WeightDecay
 from ssd_encoder_decoder.anchor_utils import AnchorConfig
 
 MODES = ("training", "inference", "inference_fast")
@@ -91,7 +92,7 @@ def conv2d(filters, kernel_size, name, l2_regularization, **kwargs):
         filters,
         kernel_size,
         kernel_initializer="he_normal",
-        kernel_regularizer=keras.regularizers.L2(l2_regularization) if l2_regularization else None,
+        kernel_regularizer=L2WeightDecay(l2_regularization) if l2_regularization else None,
         name=name,
         **kwargs,
     )

@@ -101,6 +101,77 @@ def test_decoding_layers_under_jit_compile_equal_the_numpy_decoders():
     _assert_parity(fast, decode_detections_fast(y, top_k=30, **args), 30)
 
 
+def _host_conversions(monkeypatch):
+    """Records, under PyTorch, each tensor made from host data (a NumPy array, a list, a
+    Python number): on a GPU each is a blocking copy after which PyTorch waits for the
+    queued work. A record names the innermost caller outside PyTorch and Keras' backend
+    and ops modules: a project file, or Keras itself (its trainer and metrics)."""
+    import traceback
+
+    import torch
+
+    sites = []
+
+    def recorded(make):
+        def wrapper(data, *args, **kwargs):
+            if not isinstance(data, torch.Tensor):
+                for frame in reversed(traceback.extract_stack()[:-1]):
+                    path = frame.filename.replace(os.sep, "/")
+                    if not any(part in path for part in ("/torch/", "/keras/src/backend/", "/keras/src/ops/")):
+                        sites.append(f"{os.path.relpath(path, ROOT)}:{frame.lineno}")
+                        break
+            return make(data, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(torch, "as_tensor", recorded(torch.as_tensor))
+    monkeypatch.setattr(torch, "tensor", recorded(torch.tensor))
+    return sites
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph")
+def test_torch_steps_make_no_tensor_from_host_data_after_the_first(monkeypatch):
+    import torch
+
+    x = torch.as_tensor(np.random.default_rng(4).integers(0, 256, (2, 64, 64, 3)).astype("float32"))
+    keras.utils.set_random_seed(0)
+    model, _ = build("ssd7", KWARGS)
+    y = torch.as_tensor(make_encoder("ssd7", model, neg_iou_limit=0.5)(LABELS))
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=SSDLoss().compute_loss)
+    detector, _ = build("ssd7", KWARGS, "inference", confidence_thresh=0.01, top_k=20)
+    steps = {"forward": lambda: model.predict_on_batch(x), "training step": lambda: model.train_on_batch(x, y),
+             "forward and decoding": lambda: detector.predict_on_batch(x)}
+    for name, step in steps.items():
+        step()  # the first call makes the layers' constants
+        sites = _host_conversions(monkeypatch)
+        step()
+        monkeypatch.undo()
+        ours = [site for site in sites if "site-packages" not in site]  # the others: Keras' trainer and metrics
+        assert ours == [], f"{name}: tensors made from host data at {ours}"
+        assert len(sites) <= (5 if name == "training step" else 0), f"{name}: {sites}"
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's transfer guard and compilation events")
+def test_jax_predictions_copy_nothing_to_the_device_and_compile_once():
+    import jax
+
+    compiled = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kwargs: compiled.append(event) if event.startswith("/jax/core/compile") else None)
+    x = jax.device_put(np.random.default_rng(5).integers(0, 256, (2, 64, 64, 3)).astype("float32"))
+    model, _ = build("ssd7", KWARGS)
+    detector, _ = build("ssd7", KWARGS, "inference", confidence_thresh=0.01, top_k=20)
+    for step in (model.predict_on_batch, detector.predict_on_batch):
+        first = step(x)
+        compiled.clear()
+        with jax.transfer_guard_host_to_device("disallow"):  # raises on any copy from the host
+            again = step(x)
+            with pytest.raises(Exception, match="host-to-device"):
+                step(np.asarray(x))  # the guard is on: host images would be refused
+        assert compiled == []
+        np.testing.assert_array_equal(np.asarray(again), np.asarray(first))
+
+
 def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
     from misc_utils.backend_utils import BackendError
     from ssd_keras_cli.export import convert_tflite, export_saved_model
