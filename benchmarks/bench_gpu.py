@@ -3,17 +3,20 @@ torchvision's ``ssd300_vgg16`` on the same GPU, in one run.
 
 Cases, each after warm-up (compilation) and as the median of `--repeats` timed runs:
 
-* training images/s at batch `--train-batch` (32), float32 and bfloat16
-  (``mixed_bfloat16``): `train_on_batch` with `SSDLoss` (hard negative mining) and SGD
-  with momentum 0.9 at a warm-up learning rate (`--lr`, 1e-4: from random weights the
-  notebook's 1e-3 sends the loss to NaN within a few steps), targets encoded beforehand
-  (the input pipeline is the last case); the loss before and after is reported, and a
-  non-finite one marks the figure;
+* training images/s at batch `--train-batch` (32), bfloat16 (``mixed_bfloat16``) and
+  float32: `SSDLoss` (hard negative mining) and SGD with momentum 0.9 at a warm-up
+  learning rate (`--lr`, 1e-4: from random weights the notebook's 1e-3 sends the loss to
+  NaN within a few steps), targets encoded beforehand (the input pipeline is a case of
+  its own). Two ways: `train_on_batch` on a batch already on the device (the step and
+  Keras' per-step overhead, which includes reading the loss back), and `fit` from
+  NumPy arrays in host memory (`--fit-steps` steps, as a user trains: Keras copies each
+  batch to the device, on JAX one batch ahead). The loss before and after is reported,
+  and a non-finite one marks the figure;
 * inference frames/s end to end at each of `--infer-batches` and `--confidences`: uint8
   images in, the cast to float32 in the graph, `DecodeDetections` (in-graph NMS, top 200),
   detections copied to the host; and the latency of one image;
-* forward frames/s at batch 8 (raw predictions, no decoding), against torchvision's
-  backbone and head;
+* forward frames/s at batch 8 (raw predictions, no decoding, images already on the
+  device) in each precision, against torchvision's backbone and head;
 * the input pipeline: `SSDDataAugmentation` + the SSD300 encoder, images/s through
   `keras_dataset(use_multiprocessing=True)` with each of `--pipeline-workers` worker
   processes, from 500x375 JPEG files, to compare with the training rate;
@@ -21,7 +24,11 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   num_classes=21)`` in its fastest settings (bfloat16 autocast, channels_last,
   cudnn.benchmark): training at the same batch (its loss includes its own box matching
   and hard negative mining), forward, end to end at batch 8 with its post-processing at
-  the same thresholds (score 0.01, NMS 0.45, 200 detections), batch-1 latency.
+  the same thresholds (score 0.01, NMS 0.45, 200 detections), batch-1 latency;
+* what slows a backend down: on JAX the compilations during timed runs (there should be
+  none); on PyTorch with a GPU the Python lines where a step made PyTorch wait for the
+  GPU (`torch.cuda.set_sync_debug_mode`), one training step, forward and end-to-end call
+  each.
 
     KERAS_BACKEND=jax python benchmarks/bench_gpu.py --json figures.json
     KERAS_BACKEND=torch python benchmarks/bench_gpu.py --peer off --torch-compile on
@@ -70,15 +77,90 @@ def device_name():
     return f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus else "cpu"
 
 
+class Compilations:
+    """Counts JAX's compilations (tracing and XLA) while timed runs go on; stays 0 on the
+    other backends. A step compiled again per batch shows here."""
+
+    def __init__(self):
+        self.events = 0
+        self.timed = 0
+        if keras.backend.backend() == "jax":
+            import jax
+
+            jax.monitoring.register_event_duration_secs_listener(self._event)
+
+    def _event(self, event, seconds, **kwargs):
+        if event.startswith("/jax/core/compile/"):
+            self.events += 1
+
+
+COMPILATIONS = None
+
+
 def median_seconds(fn, repeats, warmup=1):
-    return float(np.median(run_times(fn, repeats, warmup)))
+    for _ in range(warmup):
+        fn()
+    before = COMPILATIONS.events if COMPILATIONS else 0
+    seconds = float(np.median(run_times(fn, repeats)))
+    if COMPILATIONS:
+        COMPILATIONS.timed += COMPILATIONS.events - before
+    return seconds
+
+
+def on_device(array):
+    """`array` as a tensor of the backend, on its default device (the GPU when there is one)."""
+    return keras.ops.convert_to_tensor(array)
+
+
+def caller_outside_backend(stack):
+    """The innermost frame of `stack` (from `traceback.extract_stack`) outside PyTorch,
+    JAX and Keras' backend and ops modules, as 'path:line' with the path from site-packages
+    or the project: the layer, loss or Keras part that asked for the operation."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for frame in reversed(stack):
+        path = frame.filename.replace(os.sep, "/")
+        if not any(part in path for part in ("/torch/", "/jax/", "/keras/src/backend/", "/keras/src/ops/", "/warnings.py")):
+            short = path.split("site-packages/")[-1] if "site-packages/" in path else os.path.relpath(path, root)
+            return f"{short}:{frame.lineno}"
+    return "?"
+
+
+def sync_sites(fn):
+    """{'path:line': count} of the places where `fn()` made PyTorch wait for the GPU
+    (blocking copies, reads of device values); None unless PyTorch runs on a GPU."""
+    if keras.backend.backend() != "torch":
+        return None
+    import collections
+    import traceback
+    import warnings
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    sites = collections.Counter()
+
+    def show(message, *args, **kwargs):
+        if "synchroniz" in str(message):
+            sites[caller_outside_backend(traceback.extract_stack()[:-1])] += 1
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return dict(sites.most_common(30))
 
 
 # ---------------------------------------------------------------- this project
 
 
-def training(name, kwargs, precision, batch, steps, repeats, lr, jit_compile, rng):
-    """(images/s, first loss, last loss) of `train_on_batch` in `precision`."""
+def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_compile, rng):
+    """The training figures in `precision` (see the module docstring), a dict."""
     set_precision(PRECISIONS[precision])
     try:
         keras.utils.set_random_seed(0)
@@ -87,15 +169,28 @@ def training(name, kwargs, precision, batch, steps, repeats, lr, jit_compile, rn
         height, width = kwargs["image_size"][:2]
         images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.float32)
         targets = make_encoder(name, model)(random_labels(rng, batch, kwargs["n_classes"], min(height, width)))
-        losses = [float(model.train_on_batch(images, targets))]
+        device_images, device_targets = on_device(images), on_device(targets)
+        losses = [float(model.train_on_batch(device_images, device_targets))]
 
         def run():
             for _ in range(steps):
-                loss = model.train_on_batch(images, targets)
+                loss = model.train_on_batch(device_images, device_targets)
             losses.append(float(loss))  # the host reads the loss: the steps have run
 
-        rate = batch * steps / median_seconds(run, repeats)
-        return rate, losses[0], losses[-1]
+        figures = dict(images_per_s=batch * steps / median_seconds(run, repeats))
+        if fit_steps:
+            x, y = np.concatenate([images] * fit_steps), np.concatenate([targets] * fit_steps)
+
+            def fit():
+                history = model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+                losses.extend(history.history["loss"])
+
+            figures["fit_images_per_s"] = len(x) / median_seconds(fit, repeats)
+        figures.update(loss_first=losses[0], loss_last=losses[-1], finite=bool(np.all(np.isfinite(losses))))
+        sites = sync_sites(lambda: model.train_on_batch(device_images, device_targets))
+        if sites is not None:
+            figures["sync_sites"] = sites
+        return figures
     finally:
         set_precision("float32")
 
@@ -108,31 +203,41 @@ def detector(name, kwargs, confidence):
 
 
 def inference(model, kwargs, batch, steps, repeats, rng):
-    """(frames/s end to end, ms per call) at `batch`."""
+    """(frames/s end to end, ms per call, sync sites or None) at `batch`: uint8 images
+    from host memory in, detections on the host out."""
     height, width = kwargs["image_size"][:2]
     images = rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
 
+    def call():
+        return np.asarray(model.predict_on_batch(images))  # detections on the host
+
     def run():
         for _ in range(steps):
-            np.asarray(model.predict_on_batch(images))  # detections on the host
+            call()
 
     seconds = median_seconds(run, repeats, warmup=2) / steps
-    return batch / seconds, seconds * 1e3
+    return batch / seconds, seconds * 1e3, sync_sites(call)
 
 
-def forward(name, kwargs, batch, steps, repeats, rng):
-    """Frames/s of the raw forward pass (no decoding)."""
-    keras.utils.set_random_seed(0)
-    model, _ = build(name, kwargs)
-    height, width = kwargs["image_size"][:2]
-    images = rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32)
+def forward(name, kwargs, precision, batch, steps, repeats, rng):
+    """(frames/s of the raw forward pass in `precision`, sync sites or None): images
+    already on the device, no decoding."""
+    set_precision(PRECISIONS[precision])
+    try:
+        keras.utils.set_random_seed(0)
+        model, _ = build(name, kwargs)
+        height, width = kwargs["image_size"][:2]
+        images = on_device(rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32))
 
-    def run():
-        for _ in range(steps):
-            out = model.predict_on_batch(images)
-        np.asarray(out)
+        def run():
+            for _ in range(steps):
+                out = model.predict_on_batch(images)
+            np.asarray(out)
 
-    return batch * steps / median_seconds(run, repeats, warmup=2)
+        rate = batch * steps / median_seconds(run, repeats, warmup=2)
+        return rate, sync_sites(lambda: model.predict_on_batch(images))
+    finally:
+        set_precision("float32")
 
 
 def pipeline(kwargs, workers, n_images, batch, repeats):
@@ -196,7 +301,7 @@ def torchvision_peer(batch, infer_batch, steps, repeats, lr, rng):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         sync()
 
     figures = {"train_bfloat16": batch * steps / median_seconds(train_steps, repeats)}
@@ -245,7 +350,9 @@ def main(argv=None):
     parser.add_argument("--model", default="ssd300", choices=("ssd300", "ssd512", "ssd7"), help="model (default ssd300)")
     parser.add_argument("--image-size", type=int, help="square input size (default: the model's)")
     parser.add_argument("--train-batch", type=int, default=32, help="training batch (default 32)")
-    parser.add_argument("--precisions", default="float32,bfloat16", help="training precisions: float32, bfloat16, float16")
+    parser.add_argument("--precisions", default="bfloat16,float32",
+                        help="precisions of the training and forward cases: bfloat16, float32, float16 (default bfloat16,float32)")
+    parser.add_argument("--fit-steps", type=int, default=30, help="steps of each timed `fit` (default 30; 0: no fit case)")
     parser.add_argument("--infer-batches", default="1,8", help="inference batch sizes (default 1,8)")
     parser.add_argument("--confidences", default="0.01,0.5", help="decoding confidence thresholds (default 0.01,0.5)")
     parser.add_argument("--lr", type=float, default=1e-4, help="SGD learning rate of the training case (default 1e-4)")
@@ -253,8 +360,8 @@ def main(argv=None):
                         help="Keras' jit_compile (on: torch.compile on the torch backend; default auto)")
     parser.add_argument("--pipeline-workers", default="4,8,14", help="worker processes of the input pipeline case, or none")
     parser.add_argument("--pipeline-images", type=int, default=512, help="JPEG files of the input pipeline case (default 512)")
-    parser.add_argument("--peer", choices=("auto", "on", "off"), default="auto",
-                        help="run torchvision's SSD300 too (auto: when torchvision imports)")
+    parser.add_argument("--peer", choices=("auto", "on", "off", "only"), default="auto",
+                        help="run torchvision's SSD300 too (auto: when torchvision imports; only: nothing else)")
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -263,6 +370,12 @@ def main(argv=None):
     kwargs = model_kwargs(name, 20, None if args.image_size is None else (args.image_size, args.image_size, 3))
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     rng = np.random.default_rng(0)
+    global COMPILATIONS
+    COMPILATIONS = Compilations()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels, as for the peer
     figures = {"device": device_name(), "backend": keras.backend.backend(), "keras": keras.__version__, "model": name,
                "image_size": list(kwargs["image_size"][:2]), "steps": args.steps, "repeats": args.repeats}
     print(f"{name} {kwargs['image_size'][0]}x{kwargs['image_size'][1]} on {figures['device']}, Keras {keras.__version__} "
@@ -275,27 +388,38 @@ def main(argv=None):
             with open(args.json, "w") as f:
                 json.dump(figures, f, indent=1)
 
-    for precision in args.precisions.split(","):
-        rate, first, last = training(name, kwargs, precision, args.train_batch, args.steps, args.repeats, args.lr, jit, rng)
-        record(f"train_{precision}", dict(images_per_s=rate, loss_first=first, loss_last=last, finite=bool(np.isfinite(last))),
-               f"training, batch {args.train_batch}, {precision:9s} {rate:9.1f} images/s (loss {first:.3f} -> {last:.3f})")
-    rate = forward(name, kwargs, 8, args.steps, args.repeats, rng)
-    record("forward_batch8_fps", rate, f"forward, batch 8, raw output            {rate:9.1f} frames/s")
+    def with_sites(values, sites):
+        return values if sites is None else dict(values, sync_sites=sites)
+
+    if args.peer != "off":  # first: a run cut short by its time limit still has the comparison
+        peer = torchvision_peer(args.train_batch, 8, args.steps, args.repeats, args.lr, rng)
+        record("torchvision", peer, "torchvision ssd300_vgg16: " + json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
+                                                                              for k, v in peer.items()}))
+        if args.peer in ("on", "only") and "skipped" in peer:
+            raise SystemExit(f"--peer {args.peer}: {peer['skipped']}")
+        if args.peer == "only":
+            return figures
+    precisions = args.precisions.split(",")
+    for precision in precisions:
+        case = training(name, kwargs, precision, args.train_batch, args.steps, args.fit_steps, args.repeats, args.lr, jit, rng)
+        fit = f", fit from host arrays {case['fit_images_per_s']:.1f}" if "fit_images_per_s" in case else ""
+        record(f"train_{precision}", case, f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
+                                           f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})")
+    for precision in precisions:
+        rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng)
+        record(f"forward_batch8_{precision}", with_sites(dict(frames_per_s=rate), sites),
+               f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s")
     for confidence in (float(c) for c in args.confidences.split(",")):
         model = detector(name, kwargs, confidence)
         for batch in _ints(args.infer_batches):
-            fps, ms = inference(model, kwargs, batch, args.steps, args.repeats, rng)
-            record(f"end_to_end_batch{batch}_conf{confidence}", dict(frames_per_s=fps, ms=ms),
+            fps, ms, sites = inference(model, kwargs, batch, args.steps, args.repeats, rng)
+            record(f"end_to_end_batch{batch}_conf{confidence}", with_sites(dict(frames_per_s=fps, ms=ms), sites),
                    f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call")
     for workers in _ints(args.pipeline_workers):
         rate = pipeline(model_kwargs("ssd300", 20), workers, args.pipeline_images, 32, max(1, min(args.repeats, 3)))
         record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s")
-    if args.peer != "off":
-        peer = torchvision_peer(args.train_batch, 8, args.steps, args.repeats, args.lr, rng)
-        if args.peer == "on" and "skipped" in peer:
-            raise SystemExit(f"--peer on: {peer['skipped']}")
-        record("torchvision", peer, "torchvision ssd300_vgg16: " + json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
-                                                                              for k, v in peer.items()}))
+    if keras.backend.backend() == "jax":
+        record("compilations_while_timed", COMPILATIONS.timed, f"JAX compilations during timed runs: {COMPILATIONS.timed}")
     return figures
 
 

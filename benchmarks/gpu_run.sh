@@ -3,20 +3,39 @@
 #
 # There: Python 3.12 with JAX, PyTorch and torchvision, no TensorFlow, no Keras, no network.
 # Keras and its small missing dependencies travel as wheels in .whl (benchmarks/gpu_wheels.sh
-# fetches them here). The JAX run measures the training, inference and input-pipeline cases
-# and torchvision's SSD300 beside them; the PyTorch-backend run measures ours on PyTorch.
+# fetches them here). Four runs, one process each, within 8 minutes in all:
+#   torchvision.json  the peer, torchvision's SSD300 in its fastest settings;
+#   jax.json          this project on JAX: training, forward, end to end, input pipeline;
+#   torch.json        this project on the PyTorch backend, op by op;
+#   torch_compiled.json  the same with jit_compile=True (torch.compile), bfloat16 training and
+#                     batch 8 only, in the time left.
 # Each run writes its JSON as it goes, so a run cut short keeps what it measured.
 #
 #   device run: carry [".whl"], command "bash benchmarks/gpu_run.sh", timeout_s 540
+#
+# BENCH_ARGS goes before each run's own arguments: a quick check of this script on a CPU is
+#   BENCH_ARGS="--model ssd7 --image-size 64 --train-batch 2 --steps 1 --repeats 1 --fit-steps 2
+#   --pipeline-workers 2 --pipeline-images 32" OUT=/tmp/gpu_out bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-gpu_out}
+BUDGET=${BUDGET:-470}
+read -r -a EXTRA <<< "${BENCH_ARGS:-}"
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 START=$(date +%s)
-KERAS_BACKEND=jax timeout 300 python3 benchmarks/bench_gpu.py --peer on --json "$OUT/jax.json" 2>&1 | tee "$OUT/jax.log"
-echo "jax run: $(( $(date +%s) - START )) s" | tee -a "$OUT/jax.log"
-KERAS_BACKEND=torch timeout $(( 480 - ($(date +%s) - START) )) python3 benchmarks/bench_gpu.py --peer off --pipeline-workers none \
-    --confidences 0.01 --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
-echo "all: $(( $(date +%s) - START )) s" | tee -a "$OUT/torch.log"
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+bench() {  # bench NAME BACKEND SECONDS ARGS...
+    local name=$1 backend=$2 seconds=$3
+    shift 3
+    if (( seconds < 30 )); then echo "$name: skipped, ${seconds} s left" | tee "$OUT/$name.log"; return; fi
+    KERAS_BACKEND=$backend timeout "$seconds" python3 benchmarks/bench_gpu.py "${EXTRA[@]}" "$@" --json "$OUT/$name.json" \
+        2>&1 | tee "$OUT/$name.log"
+    echo "$name: exit ${PIPESTATUS[0]}, $(( $(date +%s) - START )) s since the start" | tee -a "$OUT/$name.log"
+}
+bench torchvision torch 90 --peer only
+bench jax jax $(( $(left) < 270 ? $(left) : 270 )) --peer off
+bench torch torch $(( $(left) < 110 ? $(left) : 110 )) --peer off --pipeline-workers none --confidences 0.01
+bench torch_compiled torch "$(left)" --peer off --jit-compile on --precisions bfloat16 --fit-steps 0 --infer-batches 8 \
+    --confidences 0.01 --pipeline-workers none --steps 5 --repeats 3
