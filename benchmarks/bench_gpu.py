@@ -14,7 +14,8 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   and a non-finite one marks the figure;
 * inference frames/s end to end at each of `--infer-batches` and `--confidences`: uint8
   images in, the cast to float32 in the graph, `DecodeDetections` (in-graph NMS, top 200),
-  detections copied to the host; and the latency of one image;
+  detections copied to the host; and the latency of one image, on JAX also as one jitted
+  function without `predict_on_batch` around it (Keras' share of the latency);
 * forward frames/s at batch 8 (raw predictions, no decoding, images already on the
   device) in each precision, against torchvision's backbone and head;
 * the input pipeline: `SSDDataAugmentation` + the SSD300 encoder, images/s through
@@ -219,6 +220,25 @@ def inference(model, kwargs, batch, steps, repeats, rng):
     return batch / seconds, seconds * 1e3, sync_sites(call)
 
 
+def bare_latency(model, kwargs, steps, repeats, rng):
+    """JAX only: ms per call at batch 1 of the model as one jitted function of its
+    variables (`stateless_call`), uint8 images in and detections on the host out, without
+    `predict_on_batch` around it: what Keras' per-call work costs is the difference."""
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    other = [v.value for v in model.non_trainable_variables]
+    call = jax.jit(lambda trainable, other, images: model.stateless_call(trainable, other, images)[0])
+    height, width = kwargs["image_size"][:2]
+    images = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+
+    def run():
+        for _ in range(steps):
+            np.asarray(call(trainable, other, images))
+
+    return median_seconds(run, repeats, warmup=2) / steps * 1e3
+
+
 def forward(name, kwargs, precision, batch, steps, repeats, rng):
     """(frames/s of the raw forward pass in `precision`, sync sites or None): images
     already on the device, no decoding."""
@@ -413,8 +433,12 @@ def main(argv=None):
         model = detector(name, kwargs, confidence)
         for batch in _ints(args.infer_batches):
             fps, ms, sites = inference(model, kwargs, batch, args.steps, args.repeats, rng)
-            record(f"end_to_end_batch{batch}_conf{confidence}", with_sites(dict(frames_per_s=fps, ms=ms), sites),
-                   f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call")
+            case, bare = with_sites(dict(frames_per_s=fps, ms=ms), sites), ""
+            if batch == 1 and keras.backend.backend() == "jax":
+                case["bare_jit_ms"] = bare_latency(model, kwargs, args.steps, args.repeats, rng)
+                bare = f" (one jitted call without predict_on_batch: {case['bare_jit_ms']:.2f} ms)"
+            record(f"end_to_end_batch{batch}_conf{confidence}", case,
+                   f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call{bare}")
     for workers in _ints(args.pipeline_workers):
         rate = pipeline(model_kwargs("ssd300", 20), workers, args.pipeline_images, 32, max(1, min(args.repeats, 3)))
         record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s")

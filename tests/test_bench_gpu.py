@@ -30,6 +30,7 @@ def test_bench_gpu_measures_every_figure(tmp_path):
     assert figures["pipeline_2_workers"] > 0
     if BACKEND == "jax":
         assert figures["compilations_while_timed"] == 0  # no step compiled again
+        assert figures["end_to_end_batch1_conf0.01"]["bare_jit_ms"] > 0
     import keras
 
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the mixed run
