@@ -51,3 +51,28 @@ def test_peer_only_records_why_torchvision_cannot_run(tmp_path):
     with pytest.raises(SystemExit, match="--peer only: torchvision cannot be imported"):
         main(["--peer", "only", "--json", str(out)])
     assert "torchvision cannot be imported" in json.loads(out.read_text())["torchvision"]["skipped"]
+
+
+def test_sync_sites_name_the_lines_that_made_pytorch_wait(monkeypatch):
+    # No GPU here: PyTorch's sync debug mode is stood in for by the warning it gives.
+    import warnings
+
+    import keras
+    import torch
+
+    from benchmarks import bench_gpu
+
+    modes = []
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+
+    def step():
+        for _ in range(3):
+            warnings.warn("called a synchronizing CUDA operation")  # as PyTorch warns, from this line
+        warnings.warn("something else")
+
+    line = step.__code__.co_firstlineno + 2
+    assert bench_gpu.sync_sites(step) == {f"tests/test_bench_gpu.py:{line}": 3}
+    assert modes == ["warn", "default"]  # switched back off
