@@ -183,10 +183,14 @@ class TrainingRecorder(keras.callbacks.Callback):
         resumed = self.resume.get("epoch") == epoch and self.resume.get("batch", 0) > 0
         self.epoch = epoch
         self.first_batch = self.resume["batch"] if resumed else 0
-        self.base_sum = self.resume.get("loss_sum", 0.0) if resumed else 0.0
-        self.base_count = self.resume.get("loss_count", 0) if resumed else 0
-        self.batches_done = 0
-        self.loss_sum, self.loss_count = self.base_sum, self.base_count
+        # The loss of the epoch's batches before the checkpoint, as Keras averages it:
+        # weighted by the images of each batch (a short last batch weighs less).
+        self.base_total = self.resume.get("loss_total", 0.0) if resumed else 0.0
+        self.base_images = self.resume.get("loss_images", 0.0) if resumed else 0.0
+        if resumed and "loss_total" not in self.resume:  # written before this accounting: a sum over (full) batches
+            size = getattr(self.dataset, "batch_size", 1)
+            self.base_total, self.base_images = self.resume.get("loss_sum", 0.0) * size, self.resume.get("loss_count", 0) * size
+        self.train_totals = None
         if self.dataset is not None:
             self.dataset.epoch = epoch
         return self.first_batch
@@ -206,9 +210,9 @@ class TrainingRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         batch_in_epoch = self.first_batch + batch
         loss = float((logs or {}).get("loss", 0.0))
-        self.batches_done = batch + 1
-        self.loss_sum = self.base_sum + loss * self.batches_done  # Keras reports the mean so far
-        self.loss_count = self.base_count + self.batches_done
+        steps = (self.params or {}).get("steps")
+        if steps is None or batch + 1 >= steps:  # this fit's last training step: validation resets the tracker next
+            self.train_totals = self._tracker_totals()
         step = self.global_step(self.epoch, batch_in_epoch)
         if not math.isfinite(loss):
             self._fail_nan(batch_in_epoch, loss)
@@ -223,31 +227,47 @@ class TrainingRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.failure is not None:
             return
-        if logs is not None and self.base_count:
+        if logs is not None and self.base_images:
             # A resumed epoch: its loss over the batches before the checkpoint too.
-            logs["loss"] = self.loss_sum / self.loss_count
+            logs["loss"] = self._epoch_loss(self.train_totals or self._tracker_totals())
         step = self.global_step(epoch, self.steps_per_epoch - 1)
         value = (logs or {}).get(self.monitor)
         improved = self.monitor == "loss" or (value is not None and value < self.best)
         if improved and value is not None:
             self.best = value
-        self.loss_sum, self.loss_count = 0.0, 0
-        state = self._state(epoch + 1, 0, step)
+        state = self._state(epoch + 1, 0, step, totals=(0.0, 0.0))
         if improved:
             name = f"epoch-{epoch + 1:02d}_loss-{logs['loss']:.4f}" + (f"_val_loss-{logs['val_loss']:.4f}" if "val_loss" in logs else "")
             self._write(os.path.join(self.out_dir, "checkpoints", name + ".keras"), state)
         else:
-            self._save_resume_point(epoch + 1, 0, step)
+            self._save_resume_point(epoch + 1, 0, step, state)
 
     # ------------------------------------------------------------ checkpoints
 
-    def _state(self, epoch, batch, step):
-        return dict(epoch=epoch, batch=batch, global_step=step, steps_per_epoch=self.steps_per_epoch, loss_sum=self.loss_sum,
-                    loss_count=self.loss_count, best=self.best if math.isfinite(self.best) else None,
+    def _tracker_totals(self):
+        """(sum of loss x images, images) of this `fit` call's training batches so far, from
+        Keras' loss tracker (a `Mean` weighted by the images of each batch)."""
+        tracker = next(metric for metric in self.model.metrics if metric.name == "loss")
+        return float(tracker.total), float(tracker.count)
+
+    def _epoch_loss(self, totals):
+        """The epoch's mean loss so far, the batches before a resumed checkpoint included."""
+        total, images = totals
+        return (self.base_total + total) / (self.base_images + images)
+
+    def _state(self, epoch, batch, step, totals=None):
+        """What a checkpoint stores to resume at `batch` of `epoch` (`totals`: the loss totals
+        of the epoch so far; default: read from Keras' loss tracker)."""
+        if totals is None:
+            total, images = self._tracker_totals()
+            totals = (self.base_total + total, self.base_images + images)
+        return dict(epoch=epoch, batch=batch, global_step=step, steps_per_epoch=self.steps_per_epoch, loss_total=totals[0],
+                    loss_images=totals[1], best=self.best if math.isfinite(self.best) else None,
                     callbacks=callback_states(self.callbacks))
 
-    def _save_resume_point(self, epoch, batch, step):
-        self._write(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, f"step-{step:08d}.keras"), self._state(epoch, batch, step))
+    def _save_resume_point(self, epoch, batch, step, state=None):
+        state = state if state is not None else self._state(epoch, batch, step)
+        self._write(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, f"step-{step:08d}.keras"), state)
         points = sorted(glob.glob(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, "step-*.keras")))
         for old in points[:-KEEP_RESUME_POINTS]:
             remove_quietly(old)

@@ -413,6 +413,8 @@ def _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epo
     A resumed epoch starts at the checkpoint's batch: its arrays are built whole (the
     same batches, as they are seeded by their number) and cut there.
     """
+    import keras
+
     validation = _arrays(val_data) if val_data is not None else None
     for epoch in range(first_epoch, epochs):
         first_batch = recorder.start_epoch(epoch)
@@ -422,6 +424,9 @@ def _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epo
         x, y = x[first_batch * batch_size:], y[first_batch * batch_size:]
         _merge(history, model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
                                   validation_data=validation, callbacks=callbacks, verbose=0))
+        for callback in callbacks:  # the next epoch's fit adds its row to this log instead of starting it anew
+            if isinstance(callback, keras.callbacks.CSVLogger):
+                callback.append = True
         if model.stop_training or recorder.failure is not None:
             break
 

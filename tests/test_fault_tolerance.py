@@ -20,7 +20,7 @@ import pytest
 import keras_layers  # noqa: F401  (registers the layers for loading the models written)
 from ssd_keras_cli.model_files import verify
 
-EPOCHS, STEPS_PER_EPOCH = 3, 4  # 16 images, batch 4
+EPOCHS, STEPS_PER_EPOCH = 3, 4  # 14 images, batch 4: each epoch ends with a batch of 2
 KILLED = -9
 
 
@@ -28,7 +28,7 @@ KILLED = -9
 def data(tmp_path_factory):
     from data_generator.synthetic_shapes import make_shapes_dataset
 
-    return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=16, n_test=4, seed=1, verbose=False)
+    return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=14, n_test=4, seed=1, verbose=False)
 
 
 def train(data, out, *extra, fault=None, timeout=600):
@@ -175,3 +175,55 @@ def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, re
     # Batches depend on their number only, not on the workers: the run ends as the reference.
     assert _resume(data, tmp_path).returncode == 0
     assert_same_run(tmp_path, reference)
+
+
+# `train(..., materialize=True)` (the demo's way): each epoch's batches built up front, one
+# `fit` on the arrays; a resumed epoch rebuilds its arrays (seeded by the batch numbers) and
+# cuts them at the checkpoint's step. With the SSD augmentation and a short last batch.
+MATERIALIZED = """
+import sys
+from ssd_keras_cli.data import load_dataset
+from ssd_keras_cli.training import train
+images, image_set, annotations, classes, out, resume = sys.argv[1:]
+classes = classes.split(",")
+data = load_dataset("voc", [images], [image_set], [annotations], classes=classes, in_memory=True, verbose=False)
+train("ssd7", data, len(classes) - 1, out, image_size=(64, 64, 3), epochs=3, batch_size=4, optimizer="sgd", learning_rate=0.01,
+      lr_boundaries=[2], augment="ssd", seed=0, materialize=True, save_every=1, verbose=0, class_names=classes,
+      resume=resume or None)
+"""
+
+
+def train_materialized(data, out, resume="", fault=None):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("SSD_KERAS_FAULT", None)
+    if fault:
+        env["SSD_KERAS_FAULT"] = fault
+    argv = [sys.executable, "-c", MATERIALIZED, data["images_dir"], data["trainval"], data["annotations_dir"],
+            ",".join(data["classes"]), str(out), resume]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_kill_9_in_materialized_training_then_resume_gives_the_uninterrupted_run(data, tmp_path):
+    reference = tmp_path / "reference"
+    result = train_materialized(data, reference)
+    assert result.returncode == 0, result.stderr[-3000:]
+    killed = tmp_path / "killed"
+    assert train_materialized(data, killed, fault="kill-at-step:6").returncode == KILLED  # epoch 2, batch 2
+    result = train_materialized(data, killed, resume="latest")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(killed, final_state(reference))
+
+
+def test_a_checkpoint_from_before_the_per_image_loss_resumes_with_its_batches_counted_full(tmp_path):
+    # Earlier checkpoints stored the loss of the epoch so far as a sum over batches (of the
+    # batch means) and their number; the batches before a mid-epoch checkpoint were full.
+    import types
+
+    from ssd_keras_cli.checkpointing import TrainingRecorder
+
+    old = dict(epoch=1, batch=2, global_step=6, steps_per_epoch=4, loss_sum=2 * 13.0, loss_count=2)
+    recorder = TrainingRecorder(str(tmp_path), 4, dataset=types.SimpleNamespace(batch_size=4, epoch=0), state=old)
+    assert recorder.start_epoch(1) == 2
+    assert (recorder.base_total, recorder.base_images) == (8 * 13.0, 8)
+    assert recorder._epoch_loss((2 * 11.0, 2)) == pytest.approx((8 * 13.0 + 2 * 11.0) / 10)  # then a short batch of 2
+    assert recorder.start_epoch(2) == 0 and recorder.base_images == 0  # the next epoch starts afresh
