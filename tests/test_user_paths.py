@@ -152,6 +152,21 @@ def test_argument_errors_exit_2_before_any_data_is_read(argv, message, tmp_path)
     assert "Images directory not found" not in result.stderr
 
 
+@pytest.mark.backends
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow: the test below, twice")
+def test_demo_runs_under_jax_and_pytorch(tmp_path):
+    out = str(tmp_path / "demo")
+    result = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert 0.0 <= metrics["mAP"] <= 1.0 and len(metrics["AP"]) == 3 and np.isfinite(metrics["final_loss"])
+    with open(os.path.join(out, "training_log.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "0", "1"]  # one row per epoch
+    assert len(_detections(os.path.join(out, "predictions"))) == 8
+    assert keras.saving.load_model(os.path.join(out, "ssd7_shapes.keras")).output.shape[1:] == (200, 6)
+
+
 def test_demo_shows_epochs_of_all_times_and_is_repeatable(tmp_path):
     runs = []
     for k in range(2):
@@ -172,5 +187,7 @@ def test_demo_shows_epochs_of_all_times_and_is_repeatable(tmp_path):
         assert sorted(n for n in os.listdir(os.path.join(out, "predictions")) if n.endswith(".png")) == sorted(r["drawing"] for r in records)
         model = keras.saving.load_model(os.path.join(out, "ssd7_shapes.keras"))
         assert model.output.shape[1:] == (200, 6)
+        with open(os.path.join(out, "training_log.csv")) as f:
+            assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "0", "1"]  # every epoch kept
         runs.append((metrics["mAP"], metrics["final_loss"]))
     assert runs[0] == runs[1]  # seeded: the same numbers run to run
