@@ -248,7 +248,8 @@ class TrainingRecorder(keras.callbacks.Callback):
         """(sum of loss x images, images) of this `fit` call's training batches so far, from
         Keras' loss tracker (a `Mean` weighted by the images of each batch)."""
         tracker = next(metric for metric in self.model.metrics if metric.name == "loss")
-        return float(tracker.total), float(tracker.count)
+        # convert_to_numpy: under tf.distribute the variables sum their replicas' values when read.
+        return float(keras.ops.convert_to_numpy(tracker.total)), float(keras.ops.convert_to_numpy(tracker.count))
 
     def _epoch_loss(self, totals):
         """The epoch's mean loss so far, the batches before a resumed checkpoint included."""
