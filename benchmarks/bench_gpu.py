@@ -32,7 +32,7 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   each.
 
     KERAS_BACKEND=jax python benchmarks/bench_gpu.py --json figures.json
-    KERAS_BACKEND=torch python benchmarks/bench_gpu.py --peer off --torch-compile on
+    KERAS_BACKEND=torch python benchmarks/bench_gpu.py --peer off --jit-compile on
 
 `benchmarks/gpu_run.sh` runs both backends on the device machine in one call. On a CPU,
 `--model ssd7 --image-size 64 ...` makes a quick check (tests/test_bench_gpu.py).
@@ -80,7 +80,8 @@ def device_name():
 
 class Compilations:
     """Counts JAX's compilations (tracing and XLA) while timed runs go on; stays 0 on the
-    other backends. A step compiled again per batch shows here."""
+    other backends. A step compiled again per batch shows here. One per process (JAX
+    listeners cannot be removed); `main` sets `timed` back to 0."""
 
     def __init__(self):
         self.events = 0
@@ -95,16 +96,15 @@ class Compilations:
             self.events += 1
 
 
-COMPILATIONS = None
+COMPILATIONS = Compilations()
 
 
 def median_seconds(fn, repeats, warmup=1):
     for _ in range(warmup):
         fn()
-    before = COMPILATIONS.events if COMPILATIONS else 0
+    before = COMPILATIONS.events
     seconds = float(np.median(run_times(fn, repeats)))
-    if COMPILATIONS:
-        COMPILATIONS.timed += COMPILATIONS.events - before
+    COMPILATIONS.timed += COMPILATIONS.events - before
     return seconds
 
 
@@ -390,8 +390,7 @@ def main(argv=None):
     kwargs = model_kwargs(name, 20, None if args.image_size is None else (args.image_size, args.image_size, 3))
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     rng = np.random.default_rng(0)
-    global COMPILATIONS
-    COMPILATIONS = Compilations()
+    COMPILATIONS.timed = 0
     if keras.backend.backend() == "torch":
         import torch
 
