@@ -32,6 +32,7 @@ import time
 import warnings
 
 import keras
+import numpy as np
 
 from misc_utils.file_utils import atomic_write, remove_quietly
 from ssd_keras_cli import faults
@@ -174,6 +175,7 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.epoch = None
         self.first_batch = 0
         self.last_checkpoint = None
+        self.batch_sizes = None  # images in each data set batch of the epoch, when training from its arrays
         os.makedirs(os.path.join(out_dir, "checkpoints", RESUME_DIR), exist_ok=True)
 
     # ------------------------------------------------------------ the position
@@ -281,11 +283,23 @@ class TrainingRecorder(keras.callbacks.Callback):
     # ------------------------------------------------------------ faults
 
     def batch_files(self, epoch, batch):
-        """The image files of `batch` of `epoch`, as far as the data set knows them."""
+        """The image files of `batch` of `epoch`, as far as the data set knows them.
+
+        Training from an epoch's arrays (`batch_sizes` set), where some of the data set's
+        batches lost images (no boxes left after augmentation), a training batch takes rows
+        from neighbouring data set batches: the files of all of those are returned.
+        """
         if self.dataset is None or getattr(self.dataset.data_generator, "filenames", None) is None:
             return []
-        indices = self.dataset._batch_indices(epoch * self.dataset.epoch_length + batch)
-        return [self.dataset.data_generator.filenames[i] for i in indices]
+        batches = [batch]
+        if self.batch_sizes is not None:
+            ends = np.cumsum(self.batch_sizes)  # rows of the epoch's arrays after each data set batch
+            size = self.dataset.batch_size
+            first = int(np.searchsorted(ends, batch * size, side="right"))
+            last = int(np.searchsorted(ends, min((batch + 1) * size, int(ends[-1])) - 1, side="right"))
+            batches = range(first, last + 1)
+        filenames = self.dataset.data_generator.filenames
+        return [filenames[i] for b in batches for i in self.dataset._batch_indices(epoch * self.dataset.epoch_length + b)]
 
     def _fail_nan(self, batch, loss):
         files = self.batch_files(self.epoch, batch)

@@ -397,13 +397,16 @@ def _merge(history, new):
         history.history.setdefault(key, []).extend(values)
 
 
-def _arrays(dataset, progress=None):
-    """All batches of a `PyDataset`'s epoch as two arrays."""
+def _arrays(dataset, progress=None, sizes=None):
+    """All batches of a `PyDataset`'s epoch as two arrays; `sizes`, a list, gets each
+    batch's number of images (fewer than the batch size where images were dropped)."""
     batches = []
     for i in range(len(dataset)):
         batches.append(tuple(np.array(a) for a in dataset[i]))  # copies free worker slots
         if progress:
             progress[0].built()
+    if sizes is not None:
+        sizes.extend(len(b[0]) for b in batches)
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
@@ -420,7 +423,9 @@ def _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epo
         first_batch = recorder.start_epoch(epoch)
         if progress:
             progress[0].building(epoch, len(train_data))
-        x, y = _arrays(train_data, progress)
+        sizes = []
+        x, y = _arrays(train_data, progress, sizes)
+        recorder.batch_sizes = sizes  # fit's batches of the arrays may straddle the data set's
         x, y = x[first_batch * batch_size:], y[first_batch * batch_size:]
         _merge(history, model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
                                   validation_data=validation, callbacks=callbacks, verbose=0))

@@ -239,3 +239,29 @@ def test_a_checkpoint_from_before_the_per_image_loss_resumes_with_its_batches_co
     assert (recorder.base_total, recorder.base_images) == (8 * 13.0, 8)
     assert recorder._epoch_loss((2 * 11.0, 2)) == pytest.approx((8 * 13.0 + 2 * 11.0) / 10)  # then a short batch of 2
     assert recorder.start_epoch(2) == 0 and recorder.base_images == 0  # the next epoch starts afresh
+
+
+def test_the_files_named_for_a_bad_batch_follow_the_rows_when_images_were_dropped(tmp_path):
+    # Training from an epoch's arrays, fit cuts them into batches of 4 rows; where a data
+    # set batch lost an image (no box left after augmentation), a training batch takes rows
+    # of two data set batches, and the files of both are named.
+    import types
+
+    from ssd_keras_cli.checkpointing import TrainingRecorder
+
+    class Batches:  # the keras_dataset interface batch_files reads; pass order: item i at position i
+        batch_size, epoch_length = 4, 3
+        data_generator = types.SimpleNamespace(filenames=[f"img{i}.jpg" for i in range(12)])
+
+        def _batch_indices(self, step):
+            k = step % self.epoch_length
+            return list(range(4 * k, 4 * k + 4))
+
+    recorder = TrainingRecorder(str(tmp_path), 3, dataset=Batches())
+    assert recorder.batch_files(1, 1) == ["img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg"]  # from a keras_dataset
+    recorder.batch_sizes = [4, 4, 4]  # nothing dropped: the same batches
+    assert recorder.batch_files(1, 1) == ["img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg"]
+    recorder.batch_sizes = [3, 4, 4]  # batch 0 lost an image: 11 rows; training batches of rows 0-3, 4-7, 8-10
+    assert recorder.batch_files(0, 0) == [f"img{i}.jpg" for i in range(8)]  # rows 0-2 of batch 0, row 3 of batch 1
+    assert recorder.batch_files(0, 1) == [f"img{i}.jpg" for i in range(4, 12)]  # rows 4-6 of batch 1, row 7 of batch 2
+    assert recorder.batch_files(0, 2) == [f"img{i}.jpg" for i in range(8, 12)]  # rows 8-10: batch 2 only
