@@ -21,7 +21,7 @@ BUILDERS = {
     "ssd300": (ssd_300, 300, [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]),
 }
 # SSD512 is made of SSD300's layer classes (its .keras round trip in every mode is in
-# test_models.py); reloading it here too would add 40 s on a 2-core machine and no new class.
+# test_models.py); reloading it here too would add about 40 s on a 2-core machine and no new class.
 MODES = ("training", "inference", "inference_fast")
 
 
@@ -46,7 +46,7 @@ def saved_models(tmp_path_factory):
     return str(folder)
 
 
-def test_every_model_and_mode_reloads_in_a_new_process(saved_models):
+def test_ssd300_and_ssd7_in_every_mode_reload_in_a_new_process(saved_models):
     # The original's custom_objects lacked the preprocessing layers ('Could not locate class
     # IdentityLayer'); a plain import of the SSD300 builder lacked L2Normalization. Importing
     # any layer, loss or model module now registers them all. Both ways run at once, each in
