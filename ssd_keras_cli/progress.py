@@ -36,27 +36,24 @@ class EpochProgress(keras.callbacks.Callback):
         self.start = time.monotonic()
         self.epoch_seconds = []
 
-    def _bar(self, epoch, total):
-        if self.bar is not None and self.epoch == epoch:
-            self.bar.total += total
-            self.bar.refresh()
-            return
+    def _bar(self, epoch, total, phase):
+        # Building and training get a bar each (under the same "epoch 3/22"): one bar for
+        # both would show a rate, and so a time left, that mixes the fast building of a
+        # batch with the slow step on it.
         self._close()
-        self.epoch, self.epoch_start = epoch, time.monotonic()
+        if self.epoch != epoch:
+            self.epoch, self.epoch_start = epoch, time.monotonic()
         self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", file=self.file, leave=False,
-                        dynamic_ncols=True)
+                        dynamic_ncols=True, postfix=phase)
 
     def building(self, epoch, n_batches):
-        self._bar(epoch, n_batches)
-        self.bar.set_postfix_str("building batches")
+        self._bar(epoch, n_batches, "building batches")
 
     def built(self):
         self.bar.update(1)
 
     def on_epoch_begin(self, epoch, logs=None):
-        steps = self.params.get("steps") or 0
-        self._bar(epoch, steps)
-        self.bar.set_postfix_str("training")
+        self._bar(epoch, self.params.get("steps") or 0, "training")
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
@@ -65,6 +62,7 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._close()
+        self.epoch = None
         self.epoch_seconds.append(time.monotonic() - self.epoch_start)
         elapsed = time.monotonic() - self.start
         left = (self.epochs - epoch - 1) * sum(self.epoch_seconds) / len(self.epoch_seconds)
