@@ -6,6 +6,7 @@ file or argument at fault and exit with status 1 (2 for unusable arguments).
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -40,6 +41,40 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _number(text, what):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    value = _number(text, "a positive number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    value = _number(text, "a number from 0 to 1")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _epoch(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an epoch number (0 or more), got {text!r}")
     return value
 
 
@@ -123,7 +158,7 @@ def build_parser():
     train.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="batches per epoch (default: one pass over the data)")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="global batch size (default: %(default)s)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="SGD with momentum 0.9, or Adam (default: %(default)s)")
-    train.add_argument("--lr", type=float, default=1e-3, help="base learning rate (default: %(default)s)")
+    train.add_argument("--lr", type=_positive_float, default=1e-3, help="base learning rate (default: %(default)s)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="steps",
                        help="steps: divide by 10 at each --lr-boundaries epoch (SSD300 notebook); plateau: ReduceLROnPlateau and "
                             "EarlyStopping (SSD7 notebook); constant (default: %(default)s)")
@@ -134,7 +169,7 @@ def build_parser():
                             "are skipped with a warning), at the batch it was written after")
     train.add_argument("--save-every", type=_positive_int, metavar="STEPS",
                        help="also write a resume point every STEPS training steps (default: at the end of each epoch only)")
-    train.add_argument("--initial-epoch", type=int, help="epoch to resume from (default: read from the checkpoint name)")
+    train.add_argument("--initial-epoch", type=_epoch, help="epoch to resume from (default: read from the checkpoint name)")
     train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
                        help="ssd: the paper's chain; constant: the SSD7 notebook's chain; flip; none (default: %(default)s)")
     train.add_argument("--workers", type=_positive_int, default=1, help="threads (or processes) building batches (default: %(default)s)")
@@ -161,8 +196,8 @@ def build_parser():
         group.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights for --model, e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5")
         group.add_argument("--image-size", type=_image_size, metavar="HxW", help="with --model: input size")
         group.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="with --model: anchor scales (default: pascal)")
-        group.add_argument("--confidence-thresh", type=float, default=confidence, help="decoding: minimum score (default: %(default)s)")
-        group.add_argument("--iou-threshold", type=float, default=0.45, help="decoding: NMS IoU threshold (default: %(default)s)")
+        group.add_argument("--confidence-thresh", type=_fraction, default=confidence, help="decoding: minimum score (default: %(default)s)")
+        group.add_argument("--iou-threshold", type=_fraction, default=0.45, help="decoding: NMS IoU threshold (default: %(default)s)")
         group.add_argument("--top-k", type=_positive_int, default=200, help="decoding: boxes kept per image (default: %(default)s)")
         group.add_argument("--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)")
 
@@ -195,8 +230,8 @@ def build_parser():
     sample.add_argument("--dest", required=True, metavar="FILE", help="the new .h5 file")
     keep = sample.add_mutually_exclusive_group(required=True)
     keep.add_argument("--keep", type=_int_list, metavar="I,J,...", help="class indices to keep, background (0) first, in the new order")
-    keep.add_argument("--random", type=int, metavar="N", help="keep background and N-1 random classes")
-    sample.add_argument("--source-classes", type=int, default=81, help="classes of the source incl. background (default: %(default)s, COCO)")
+    keep.add_argument("--random", type=_positive_int, metavar="N", help="keep background and N-1 random classes")
+    sample.add_argument("--source-classes", type=_positive_int, default=81, help="classes of the source incl. background (default: %(default)s, COCO)")
     sample.add_argument("--classifier-layers", metavar="NAMES",
                         help="comma-separated class-prediction layers (default: SSD300's six *_mbox_conf layers)")
     sample.add_argument("--seed", type=int, help="seed for --random")

@@ -76,6 +76,35 @@ def test_bad_arguments_exit_2(capsys):
     assert "give --model-file, or --model with --weights" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--confidence-thresh", "1.5"], "--confidence-thresh: expected a number from 0 to 1, got '1.5'"),
+    (["predict", "--confidence-thresh", "-0.1"], "--confidence-thresh: expected a number from 0 to 1, got '-0.1'"),
+    (["evaluate", "--iou-threshold", "45"], "--iou-threshold: expected a number from 0 to 1, got '45'"),
+    (["evaluate", "--iou-threshold", "nan"], "--iou-threshold: expected a number from 0 to 1, got 'nan'"),
+    (["train", "--lr", "0"], "--lr: expected a positive number, got '0'"),
+    (["train", "--lr", "inf"], "--lr: expected a positive number, got 'inf'"),
+    (["train", "--lr", "fast"], "--lr: expected a positive number, got 'fast'"),
+    (["train", "--initial-epoch", "-1"], "--initial-epoch: expected an epoch number (0 or more), got '-1'"),
+    (["sample-weights", "--source", "a.h5", "--dest", "b.h5", "--random", "0"], "--random: expected a positive integer, got '0'"),
+    (["sample-weights", "--source", "a.h5", "--dest", "b.h5", "--keep", "0,1", "--source-classes", "-81"],
+     "--source-classes: expected a positive integer, got '-81'"),
+])
+def test_numbers_out_of_range_exit_2_naming_the_flag(argv, message, capsys):
+    # Before: a confidence of 1.5 ran and found nothing, a negative learning rate trained uphill.
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_numbers_at_the_ends_of_their_range_are_taken():
+    parser = build_parser()
+    args = parser.parse_args(["predict", "--confidence-thresh", "0", "--iou-threshold", "1", "x.png"])
+    assert (args.confidence_thresh, args.iou_threshold) == (0.0, 1.0)
+    args = parser.parse_args(["train", "--lr", "1e-5", "--initial-epoch", "0", "--data-format", "voc"])
+    assert (args.lr, args.initial_epoch) == (1e-5, 0)
+
+
 def test_voc_needs_matching_parts(shapes, capsys):
     argv = ["train", "--data-format", "voc", "--images-dir", shapes["images_dir"], "--annotations", shapes["annotations_dir"]]
     assert main(argv) == 1
