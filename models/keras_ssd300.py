@@ -12,7 +12,9 @@ SSD300_EXTRA_LAYERS = (
     ("conv9", 128, 256, 3, 1, False),
 )
 SSD300_SOURCES = ("conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2")
-SSD300 = VggSSD(SSD300_EXTRA_LAYERS, SSD300_SOURCES)
+# 257: the smallest height and width for which the unpadded 3x3 convolutions of conv8_2
+# and conv9_2 still have a cell to work on (measured by building the model).
+SSD300 = VggSSD(SSD300_EXTRA_LAYERS, SSD300_SOURCES, name="SSD300", min_size=257)
 
 
 def ssd_300(

@@ -13,7 +13,9 @@ SSD512_EXTRA_LAYERS = (
     ("conv10", 128, 256, 4, 1, True),
 )
 SSD512_SOURCES = ("conv4_3_norm", "fc7", "conv6_2", "conv7_2", "conv8_2", "conv9_2", "conv10_2")
-SSD512 = VggSSD(SSD512_EXTRA_LAYERS, SSD512_SOURCES)
+# 257: the smallest height and width for which the five stride-2 extra layers leave conv10's
+# 4x4 convolution a cell (measured by building the model).
+SSD512 = VggSSD(SSD512_EXTRA_LAYERS, SSD512_SOURCES, name="SSD512", min_size=257)
 
 
 def ssd_512(

@@ -11,6 +11,7 @@ from models.ssd_heads import SSD7_NAMES, conv2d, finish_model, predictor_heads, 
 # first six by a 2x2 max pooling.
 SSD7_LAYERS = ((32, 5), (48, 3), (64, 3), (64, 3), (48, 3), (48, 3), (32, 3))
 SSD7_SOURCE_LAYERS = (4, 5, 6, 7)
+SSD7_MIN_SIZE = 2 ** 6  # six 2x2 poolings without padding, each halving (rounding down)
 
 
 # The anchor arguments below are twins of those of `SSDInputEncoder`, `AnchorBoxes` and
@@ -60,7 +61,7 @@ def build_model(
     ...                     normalize_coords=True, subtract_mean=127.5, divide_by_stddev=127.5)
     """
     config = resolve_model_config(
-        len(SSD7_SOURCE_LAYERS), image_size, n_classes, mode, min_scale=min_scale, max_scale=max_scale, scales=scales,
+        len(SSD7_SOURCE_LAYERS), image_size, n_classes, mode, min_size=("SSD7", SSD7_MIN_SIZE), min_scale=min_scale, max_scale=max_scale, scales=scales,
         aspect_ratios_global=aspect_ratios_global, aspect_ratios_per_layer=aspect_ratios_per_layer, two_boxes_for_ar1=two_boxes_for_ar1,
         steps=steps, offsets=offsets, clip_boxes=clip_boxes, variances=variances, coords=coords, normalize_coords=normalize_coords,
     )

@@ -64,8 +64,10 @@ class ModelConfig:
         return self.anchors.n_boxes
 
 
-def resolve_model_config(n_predictor_layers, image_size, n_classes, mode, **anchor_args):
+def resolve_model_config(n_predictor_layers, image_size, n_classes, mode, min_size=("SSD", 1), **anchor_args):
     """Checks a builder's arguments as the original did and resolves the per-layer lists.
+
+    `min_size` is (model name, the smallest height and width the model can take).
 
     `anchor_args` are those of `anchor_utils.AnchorConfig.resolve` (scales, aspect
     ratios, steps, offsets, clipping, variances, coords, normalize_coords).
@@ -78,6 +80,11 @@ def resolve_model_config(n_predictor_layers, image_size, n_classes, mode, **anch
     check_one_of("mode", mode, MODES)
     if len(image_size) != 3 or any(int(v) != v or v < 1 for v in image_size):
         raise ValueError(f"Expected `image_size` to be (height, width, channels). Received: image_size={image_size!r}")
+    name, smallest = min_size
+    if min(image_size[:2]) < smallest:
+        # Keras would fail deep inside, in a pooling or convolution "with zero or negative output size".
+        raise ValueError(f"{name} needs an `image_size` of at least {smallest}x{smallest} (height and width): its last layers "
+                         f"would have no cell left. Received: image_size={tuple(image_size)!r}")
     if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 1:
         raise ValueError(f"Expected `n_classes` to be the number of positive classes (>= 1). Received: n_classes={n_classes!r}")
     anchors = AnchorConfig.resolve(n_predictor_layers, int(image_size[0]), int(image_size[1]), **anchor_args)

@@ -141,11 +141,14 @@ def save_vgg16_fc_reduced(path, vgg16=None):
 
 class VggSSD:
     """The parts that make SSD300 and SSD512 different: the extra feature layers after
-    fc7 and the names of the predictor layers (`vgg_ssd` builds either from them)."""
+    fc7 and the names of the predictor layers (`vgg_ssd` builds either from them), and
+    for the error messages its name and the smallest height and width it takes."""
 
-    def __init__(self, extra_layers, sources):
+    def __init__(self, extra_layers, sources, name="SSD", min_size=1):
         self.extra_layers = tuple(extra_layers)
         self.sources = tuple(sources)
+        self.name = name
+        self.min_size = min_size
 
 
 def vgg_ssd(architecture, image_size, n_classes, mode, l2_regularization, subtract_mean, divide_by_stddev, swap_channels,
@@ -159,7 +162,8 @@ def vgg_ssd(architecture, image_size, n_classes, mode, l2_regularization, subtra
     """
     from models.ssd_heads import resolve_model_config
 
-    config = resolve_model_config(len(architecture.sources), image_size, n_classes, mode, **anchor_args)
+    config = resolve_model_config(len(architecture.sources), image_size, n_classes, mode,
+                                  min_size=(architecture.name, architecture.min_size), **anchor_args)
     decode_args = dict(confidence_thresh=confidence_thresh, iou_threshold=iou_threshold, top_k=top_k, nms_max_output_size=nms_max_output_size)
     return build_vgg_ssd(config, architecture.sources, architecture.extra_layers, l2_regularization,
                          (subtract_mean, divide_by_stddev, swap_channels), decode_args, return_predictor_sizes)

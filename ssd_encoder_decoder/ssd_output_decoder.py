@@ -229,6 +229,12 @@ def _decoder(image_pred, anchors, **decode_args):
 
 def _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_width, **extra):
     """Validates the decoding arguments once, up front; returns them as keyword arguments."""
+    shape = np.shape(y_pred)
+    if len(shape) != 3 or shape[-1] < MIN_CHANNELS:
+        raise ValueError(
+            "Expected `y_pred` of shape (batch, n_boxes, n_classes + 1 + 12) with at least one class "
+            f"besides background. Received: shape={shape}"
+        )
     decode_args = dict(input_coords=input_coords, normalize_coords=normalize_coords, img_height=img_height, img_width=img_width, **extra)
     decode_box_predictions(np.asarray(y_pred)[..., :1, :], **decode_args)
     return decode_args

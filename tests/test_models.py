@@ -146,6 +146,18 @@ def test_builder_errors(kwargs, message):
         ssd_300(**args)
 
 
+@pytest.mark.parametrize("builder, name, smallest, scales", [
+    (ssd_300, "SSD300", 257, SSD300_SCALES), (ssd_512, "SSD512", 257, SSD512_SCALES), (build_model, "SSD7", 64, [0.2, 0.4, 0.6, 0.8, 0.95])])
+def test_an_image_too_small_for_the_model_is_named_and_the_smallest_builds(builder, name, smallest, scales):
+    # Keras failed deep inside ("MaxPooling2D ... zero or negative output size").
+    for size in [(smallest - 1, smallest, 3), (smallest, smallest - 1, 3)]:
+        with pytest.raises(ValueError, match=rf"{name} needs an `image_size` of at least {smallest}x{smallest} .* "
+                                             rf"Received: image_size=\({size[0]}, {size[1]}, 3\)"):
+            builder(size, n_classes=2, scales=scales)
+    model = builder((smallest, smallest, 3), n_classes=2, scales=scales)
+    assert model.output.shape[1] > 0
+
+
 def _round_trip(model, x, tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)

@@ -180,5 +180,9 @@ def test_errors():
         decode_detections(y, input_coords="xywh", img_height=60, img_width=80)
     with pytest.raises(ValueError, match="Expected `border_pixels` to be one of"):
         decode_detections(y, border_pixels="edge", img_height=60, img_width=80)
-    with pytest.raises(ValueError, match=r"Expected `y_pred` of shape \(batch, n_boxes"):
+    # The shape the caller gave is named, not that of the rows checked (it named (1, 13)).
+    with pytest.raises(ValueError, match=r"Expected `y_pred` of shape \(batch, n_boxes.*Received: shape=\(1, 10, 13\)"):
         decode_detections(np.zeros((1, 10, 13)), img_height=60, img_width=80)
+    for decode in (decode_detections, decode_detections_fast, decode_detections_debug):  # one image without its batch axis
+        with pytest.raises(ValueError, match=r"Received: shape=\(10, 18\)"):
+            decode(np.zeros((10, 18)), img_height=60, img_width=80)
