@@ -169,9 +169,10 @@ def read_coco(images_dirs, annotations_filenames, ground_truth_available, includ
             known_images = {image["id"] for image in images}
             for i, ann in enumerate(annotations.get("annotations", [])):
                 try:
-                    category, image_id, (x, y, w, h) = ann["category_id"], ann["image_id"], ann["bbox"]
+                    category, image_id, (x, y, w, h) = ann["category_id"], ann["image_id"], map(float, ann["bbox"])
                 except (KeyError, TypeError, ValueError):
-                    raise DatasetError(f"{path}, annotation {i}: expected 'category_id', 'image_id' and a 4-value 'bbox'.") from None
+                    raise DatasetError(f"{path}, annotation {i}: expected 'category_id', 'image_id' and a 'bbox' of 4 numbers; "
+                                       f"got {ann!r:.200}.") from None
                 if category not in cats_to_classes:
                     raise DatasetError(f"{path}, annotation {i}: unknown category id {category}.")
                 if image_id not in known_images:

@@ -112,6 +112,11 @@ def test_parse_json(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(DatasetError, match=r"bad.json, annotation 2: unknown category id 99"):
         dataset.parse_json([str(tmp_path)], [str(tmp_path / "bad.json")], ground_truth_available=True, verbose=False)
+    for bbox in ([0, 0, 1], [0, 0, "1", None], "0 0 1 1"):  # a TypeError, without the file, for the None
+        coco["annotations"][2] = {"id": 3, "image_id": 9, "category_id": 3, "bbox": bbox}
+        (tmp_path / "bad.json").write_text(json.dumps(coco))
+        with pytest.raises(DatasetError, match=r"bad.json, annotation 2: expected .* a 'bbox' of 4 numbers; got \{'id': 3"):
+            dataset.parse_json([str(tmp_path)], [str(tmp_path / "bad.json")], ground_truth_available=True, verbose=False)
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(DatasetError, match="Cannot read COCO annotations from .*broken.json"):
         dataset.parse_json([str(tmp_path)], [str(tmp_path / "broken.json")], verbose=False)
