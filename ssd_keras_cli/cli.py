@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 from misc_utils.backend_utils import BackendError
 
@@ -389,6 +390,17 @@ def cmd_demo(args):
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "sample-weights": cmd_sample_weights, "demo": cmd_demo}
 
 
+def _warning_printer(command):
+    """`warnings.showwarning` for the command line: one line per warning ("ssd-keras predict:
+    warning: Skipped ..."), not Python's two with the file, line number and source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "" if category is UserWarning else f"{category.__name__}: "
+        print(f"ssd-keras {command}: warning: {kind}{message}", file=file or sys.stderr, flush=True)
+
+    return show
+
+
 def main(argv=None):
     """Entry point of ``ssd-keras``; returns the exit status."""
     parser = build_parser()
@@ -402,7 +414,9 @@ def main(argv=None):
         except ValueError as error:
             parser.error(str(error))
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # puts Python's printer back afterwards
+            warnings.showwarning = _warning_printer(args.command)
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("ssd-keras: interrupted", file=sys.stderr)
         return 130

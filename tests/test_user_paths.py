@@ -106,6 +106,9 @@ def test_a_corrupt_image_is_skipped_and_named(models, images, tmp_path):
     result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--quiet", "--out", out, str(folder))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "broken.jpg" in result.stderr and "1 of 3 images could not be read" in result.stderr
+    # A warning is one line of the command's, without Python's file, line number and source line.
+    warning = f"ssd-keras predict: warning: Skipped {folder / 'broken.jpg'}: Cannot decode image file"
+    assert warning in result.stderr and "UserWarning" not in result.stderr and "prediction.py" not in result.stderr
     assert sorted(os.path.basename(r["file"]) for r in _detections(out)) == ["img0.png", "img1.png"]
     assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == ["img0.png", "img1.png"]
     strict = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--quiet", "--strict", "--out", out, str(folder))
