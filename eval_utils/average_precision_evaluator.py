@@ -196,12 +196,26 @@ def iterate_predictions(model, data_generator, img_height, img_width, batch_size
             # XLA) is reused instead of compiled again for one smaller batch.
             images = np.concatenate([images, np.zeros((batch_size - n,) + images.shape[1:], images.dtype)])
         y_pred = np.asarray(model.predict_on_batch(images))[:n]
+        _check_output(y_pred.shape, model_mode)
         if model_mode == "training":
             y_pred = decode_detections(y_pred, img_height=img_height, img_width=img_width, **(decode_args or {}))
         else:
             y_pred = [rows[rows[:, class_column] != 0] for rows in y_pred]  # the layers pad with zero rows
         for i, rows in zip(indices, apply_inverse_transforms(y_pred, inverters)):
             yield ids[i], rows
+
+
+def _check_output(shape, model_mode):
+    """Raises a ValueError when the model's output does not fit `model_mode` (a decoding
+    model evaluated as 'training', or a raw one as 'inference'), naming what fits."""
+    decoded = len(shape) == 3 and shape[-1] == 6
+    if model_mode == "training" and decoded:
+        raise ValueError(f"model_mode='training' decodes the raw output of a model built with mode='training', but this model "
+                         f"gives detections already, of shape {shape}: use model_mode='inference'.")
+    if model_mode != "training" and not decoded:
+        raise ValueError(f"model_mode={model_mode!r} expects detections of shape (batch, top_k, 6) from the decoding layers, but "
+                         f"this model gives shape {shape}: for a model built with mode='training', use model_mode='training' "
+                         f"(decoded here).")
 
 
 def _readable(data_generator, indices, skipped):

@@ -168,6 +168,25 @@ def test_evaluator_errors(tmp_path):
         average_precision([1.0], [1.0], mode="voc")
 
 
+class _RawModel:
+    """A model built with mode='training': raw output, 2 classes + background + 12."""
+
+    def predict_on_batch(self, images):
+        return np.zeros((len(images), 10, 3 + 12))
+
+
+def test_a_model_that_does_not_fit_model_mode_is_named(tmp_path):
+    # Before, a decoding model evaluated as 'training' failed inside decode_detections on its
+    # shape, and a raw model as 'inference' was read as detections: mAP 0 and no error.
+    dataset = _dataset(tmp_path, [np.array([[1, 0, 0, 5, 5]], float)])
+    with pytest.raises(ValueError, match=r"this model gives detections already, of shape \(1, 10, 6\): use model_mode='inference'"):
+        Evaluator(_StubModel([]), 2, dataset, model_mode="training")(30, 30, batch_size=1, verbose=False)
+    for mode in ("inference", "inference_fast"):
+        with pytest.raises(ValueError, match=rf"model_mode='{mode}' expects detections .* this model gives shape \(1, 10, 15\): .*"
+                                             r"use model_mode='training'"):
+            Evaluator(_RawModel(), 2, dataset, model_mode=mode)(30, 30, batch_size=1, verbose=False)
+
+
 def test_coco_json_scored_by_pycocotools(tmp_path):
     import json
 
