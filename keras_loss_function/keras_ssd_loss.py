@@ -77,6 +77,7 @@ class SSDLoss:
         """
         # Never writes to self: the original rebound its attributes to tensors here,
         # which fails when TF traces the function a second time.
+        _check_shapes(y_true.shape, y_pred.shape)
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.cast(y_pred, "float32")
         batch_size = ops.shape(y_pred)[0]
@@ -120,6 +121,23 @@ class SSDLoss:
         if isinstance(batch_size, int):  # a static batch (always under PyTorch and JAX)
             return total * float(batch_size * replicas.count)
         return total * ops.cast(batch_size * replicas.count, "float32")
+
+
+def _check_shapes(true_shape, pred_shape):
+    """Targets encoded for other anchors or classes than the model's fail here, by name,
+    instead of in a multiplication deep in the loss. Unknown (None) sizes pass."""
+    try:
+        true_shape, pred_shape = tuple(true_shape), tuple(pred_shape)
+    except (TypeError, ValueError):  # a TensorFlow shape of unknown rank
+        return
+    if len(true_shape) != 3 or len(pred_shape) != 3:
+        raise ValueError(f"SSDLoss expects y_true and y_pred of shape (batch, n_boxes, n_classes + 1 + 12). "
+                         f"Received: y_true {true_shape}, y_pred {pred_shape}")
+    for axis, what in ((1, "boxes (anchors)"), (2, "channels (n_classes + 1 + 12)")):
+        if true_shape[axis] is not None and pred_shape[axis] is not None and true_shape[axis] != pred_shape[axis]:
+            raise ValueError(f"SSDLoss: the targets have {true_shape[axis]} {what} but the model predicts {pred_shape[axis]} "
+                             f"(y_true {true_shape}, y_pred {pred_shape}): the encoder was built for other anchors or classes "
+                             f"than the model's. Build it with SSDInputEncoder.from_model(model).")
 
 
 @keras.saving.register_keras_serializable(package="ssd_keras")

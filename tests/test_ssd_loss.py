@@ -119,6 +119,19 @@ def test_errors():
         SSDLoss(neg_pos_ratio=-1)
 
 
+def test_targets_for_other_anchors_or_classes_are_named():
+    # Before: "Dimensions must be equal, but are 760 and 340 for '{{node compile_loss/...Mul}}'".
+    loss = SSDLoss()
+    y_pred = np.zeros((2, 340, 16), np.float32)
+    with pytest.raises(ValueError, match=r"the targets have 760 boxes \(anchors\) but the model predicts 340 .*"
+                                         r"SSDInputEncoder.from_model\(model\)"):
+        loss.compute_loss(np.zeros((2, 760, 16), np.float32), y_pred)
+    with pytest.raises(ValueError, match=r"the targets have 18 channels \(n_classes \+ 1 \+ 12\) but the model predicts 16"):
+        loss.compute_loss(np.zeros((2, 340, 18), np.float32), y_pred)
+    with pytest.raises(ValueError, match=r"expects y_true and y_pred of shape \(batch, n_boxes, n_classes \+ 1 \+ 12\)"):
+        loss.compute_loss(np.zeros((340, 16), np.float32), y_pred)
+
+
 def _ssd7_batch(seed=0):
     keras.utils.set_random_seed(seed)
     model, sizes = build_model((64, 64, 3), 2, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True,
