@@ -148,6 +148,11 @@ def _check_top_k(top_k):
     return int(top_k)
 
 
+def _shape_error(shape):
+    return ValueError("Expected `y_pred` of shape (batch, n_boxes, n_classes + 1 + 12) with at least one class "
+                      f"besides background. Received: shape={tuple(shape)}")
+
+
 def decode_box_predictions(
     y_pred, input_coords="centroids", normalize_coords=True, img_height=None, img_width=None, variance_encoded_in_target=False
 ):
@@ -173,10 +178,7 @@ def decode_box_predictions(
     check_one_of("input_coords", input_coords, COORDS)
     y_pred = np.asarray(y_pred)
     if y_pred.ndim < 2 or y_pred.shape[-1] < MIN_CHANNELS:
-        raise ValueError(
-            "Expected `y_pred` of shape (batch, n_boxes, n_classes + 1 + 12) with at least one class "
-            f"besides background. Received: shape={y_pred.shape}"
-        )
+        raise _shape_error(y_pred.shape)
     if normalize_coords and (img_height is None or img_width is None):
         raise ValueError(
             "Decoding relative coordinates (normalize_coords=True) needs the image size. "
@@ -231,10 +233,7 @@ def _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_w
     """Validates the decoding arguments once, up front; returns them as keyword arguments."""
     shape = np.shape(y_pred)
     if len(shape) != 3 or shape[-1] < MIN_CHANNELS:
-        raise ValueError(
-            "Expected `y_pred` of shape (batch, n_boxes, n_classes + 1 + 12) with at least one class "
-            f"besides background. Received: shape={shape}"
-        )
+        raise _shape_error(shape)
     decode_args = dict(input_coords=input_coords, normalize_coords=normalize_coords, img_height=img_height, img_width=img_width, **extra)
     decode_box_predictions(np.asarray(y_pred)[..., :1, :], **decode_args)
     return decode_args
