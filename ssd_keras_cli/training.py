@@ -231,8 +231,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             training threads for the cores (measured on 2 cores: 71-85 ms per SSD7 step
             from arrays against 80-102 ms from the adapter; `benchmarks/bench_fit.py`).
             Callbacks that keep state across epochs inside one `fit` call
-            (ReduceLROnPlateau, EarlyStopping) restart every epoch, so use the 'steps'
-            or 'constant' schedule with it.
+            (ReduceLROnPlateau, EarlyStopping) would restart every epoch: with
+            `lr_schedule='plateau'` or a `steps_per_epoch` it is a ValueError.
         verbose: 0 for silence; else a progress bar per epoch ("epoch 3/22") with the
             loss and the time elapsed and left (`ssd_keras_cli.progress`).
         save_every: also write a resume point every this many steps (default: at epoch
@@ -254,6 +254,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     from keras_loss_function.keras_ssd_loss import SSDLoss
 
     _check("lr_schedule", lr_schedule, LR_SCHEDULES)
+    check_materialize(materialize, lr_schedule, steps_per_epoch)
     if epochs < 1 or batch_size < 1 or (steps_per_epoch is not None and steps_per_epoch < 1):
         raise ValueError(f"Expected positive `epochs`, `batch_size` and `steps_per_epoch`. "
                          f"Received: epochs={epochs}, batch_size={batch_size}, steps_per_epoch={steps_per_epoch}")
@@ -408,6 +409,22 @@ def _arrays(dataset, progress=None, sizes=None):
     if sizes is not None:
         sizes.extend(len(b[0]) for b in batches)
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def check_materialize(materialize, lr_schedule, steps_per_epoch, flags=False):
+    """Raises a ValueError for what training from each epoch's arrays cannot do: the
+    'plateau' schedule (its callbacks would restart every epoch, one `fit` call each) and
+    `steps_per_epoch` (every epoch is the whole data set). `flags`: name the CLI's flags."""
+    if not materialize:
+        return
+    name = "--materialize" if flags else "materialize=True"
+    if lr_schedule == "plateau":
+        schedule = "--lr-schedule plateau" if flags else "lr_schedule='plateau'"
+        raise ValueError(f"{name} cannot use {schedule}: ReduceLROnPlateau and EarlyStopping would start again every epoch; "
+                         f"use the 'steps' or 'constant' schedule")
+    if steps_per_epoch is not None:
+        steps = "--steps-per-epoch" if flags else "steps_per_epoch"
+        raise ValueError(f"{name} trains on the whole data set every epoch; leave out {steps}")
 
 
 def _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epoch, recorder, callbacks, progress, history):

@@ -97,6 +97,21 @@ def test_numbers_out_of_range_exit_2_naming_the_flag(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--lr-schedule", "plateau"], "--materialize cannot use --lr-schedule plateau: ReduceLROnPlateau and EarlyStopping would start"),
+    (["--steps-per-epoch", "5"], "--materialize trains on the whole data set every epoch; leave out --steps-per-epoch"),
+])
+def test_materialize_refuses_what_it_cannot_do_before_reading_data(extra, message, tmp_path, capsys):
+    argv = ["train", "--materialize", *extra, "--data-format", "voc", "--images-dir", "/no/such/dir", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Images directory not found" not in err
+    from ssd_keras_cli.training import train  # the same check in the Python API, before anything is read
+
+    with pytest.raises(ValueError, match="materialize=True (cannot use lr_schedule='plateau'|trains on the whole)"):
+        train("ssd7", None, 3, str(tmp_path), materialize=True, **({"lr_schedule": "plateau"} if "plateau" in extra else {"steps_per_epoch": 5}))
+
+
 def test_numbers_at_the_ends_of_their_range_are_taken():
     parser = build_parser()
     args = parser.parse_args(["predict", "--confidence-thresh", "0", "--iou-threshold", "1", "x.png"])

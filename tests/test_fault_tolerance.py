@@ -191,39 +191,19 @@ def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, re
     assert_same_run(tmp_path, reference)
 
 
-# `train(..., materialize=True)` (the demo's way): each epoch's batches built up front, one
+# `ssd-keras train --materialize` (the demo's way): each epoch's batches built up front, one
 # `fit` on the arrays; a resumed epoch rebuilds its arrays (seeded by the batch numbers) and
 # cuts them at the checkpoint's step. With the SSD augmentation and a short last batch.
-MATERIALIZED = """
-import sys
-from ssd_keras_cli.data import load_dataset
-from ssd_keras_cli.training import train
-images, image_set, annotations, classes, out, resume = sys.argv[1:]
-classes = classes.split(",")
-data = load_dataset("voc", [images], [image_set], [annotations], classes=classes, in_memory=True, verbose=False)
-train("ssd7", data, len(classes) - 1, out, image_size=(64, 64, 3), epochs=3, batch_size=4, optimizer="sgd", learning_rate=0.01,
-      lr_boundaries=[2], augment="ssd", seed=0, materialize=True, save_every=1, verbose=0, class_names=classes,
-      resume=resume or None)
-"""
-
-
-def train_materialized(data, out, resume="", fault=None):
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("SSD_KERAS_FAULT", None)
-    if fault:
-        env["SSD_KERAS_FAULT"] = fault
-    argv = [sys.executable, "-c", MATERIALIZED, data["images_dir"], data["trainval"], data["annotations_dir"],
-            ",".join(data["classes"]), str(out), resume]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+MATERIALIZED = ("--materialize", "--augment", "ssd", "--in-memory")
 
 
 def test_kill_9_in_materialized_training_then_resume_gives_the_uninterrupted_run(data, tmp_path):
     reference = tmp_path / "reference"
-    result = train_materialized(data, reference)
+    result = train(data, reference, *MATERIALIZED)
     assert result.returncode == 0, result.stderr[-3000:]
     killed = tmp_path / "killed"
-    assert train_materialized(data, killed, fault="kill-at-step:6").returncode == KILLED  # epoch 2, batch 2
-    result = train_materialized(data, killed, resume="latest")
+    assert train(data, killed, *MATERIALIZED, fault="kill-at-step:6").returncode == KILLED  # epoch 2, batch 2
+    result = train(data, killed, *MATERIALIZED, "--resume", "latest")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(killed, final_state(reference))
 
