@@ -35,48 +35,41 @@ class UsageError(CommandError):
     """Unusable arguments, found before any data is read: exit status 2, as argparse's."""
 
 
-def _positive_int(text):
+def _int_at_least(text, minimum, what):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
-def _number(text, what):
+def _positive_int(text):
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def _number(text, what, fits):
+    """A finite float for which `fits(value)` holds, else an argparse error naming `what`."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not math.isfinite(value):
+    if not (math.isfinite(value) and fits(value)):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
 def _positive_float(text):
-    value = _number(text, "a positive number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, "a positive number", lambda value: value > 0)
 
 
 def _fraction(text):
-    value = _number(text, "a number from 0 to 1")
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
+    return _number(text, "a number from 0 to 1", lambda value: 0 <= value <= 1)
 
 
 def _epoch(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an epoch number (0 or more), got {text!r}")
-    return value
+    return _int_at_least(text, 0, "an epoch number (0 or more)")
 
 
 def _int_list(text):
@@ -304,9 +297,7 @@ def _detector(args):
 
 def _check_train_args(args):
     """Train's argument errors, found before any data is read."""
-    from ssd_keras_cli.training import latest_checkpoint
-
-    from ssd_keras_cli.training import check_materialize
+    from ssd_keras_cli.training import check_materialize, latest_checkpoint
 
     try:
         check_materialize(args.materialize, args.lr_schedule, args.steps_per_epoch, flags=True)
