@@ -106,6 +106,9 @@ model.compile(optimizer=adam, loss=ssd_loss.compute_loss)
 # model = load_model("ssd_model.keras", custom_objects={"AnchorBoxes": AnchorBoxes, "L2Normalization": L2Normalization,
 #                                                       "DecodeDetections": DecodeDetections, "compute_loss": ssd_loss.compute_loss})
 # ```
+#
+# A whole model saved by the original in Keras 2 (an `.h5` of its `ModelCheckpoint`) does not open so: Keras 3
+# cannot rebuild its `Lambda` layers. Build the model as above and `model.load_weights(that_file, by_name=True)`.
 
 # %% [markdown]
 # ## 3. Detect objects in images

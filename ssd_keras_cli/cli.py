@@ -163,7 +163,9 @@ def build_parser():
                             "are skipped with a warning), at the batch it was written after")
     train.add_argument("--save-every", type=_positive_int, metavar="STEPS",
                        help="also write a resume point every STEPS training steps (default: at the end of each epoch only)")
-    train.add_argument("--initial-epoch", type=_epoch, help="epoch to resume from (default: read from the checkpoint name)")
+    train.add_argument("--initial-epoch", type=_epoch,
+                       help="epoch to start from, counted from 0: with --resume, instead of the checkpoint's; without, a new run "
+                            "starts there with that epoch's learning rate, e.g. from the --weights of an earlier run")
     train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
                        help="ssd: the paper's chain; constant: the SSD7 notebook's chain; flip; none (default: %(default)s)")
     train.add_argument("--workers", type=_positive_int, default=1, help="threads (or processes) building batches (default: %(default)s)")
@@ -297,10 +299,11 @@ def _detector(args):
 
 def _check_train_args(args):
     """Train's argument errors, found before any data is read."""
-    from ssd_keras_cli.training import check_materialize, latest_checkpoint
+    from ssd_keras_cli.training import check_initial_epoch, check_materialize, latest_checkpoint
 
     try:
         check_materialize(args.materialize, args.lr_schedule, args.steps_per_epoch, flags=True)
+        check_initial_epoch(args.initial_epoch, args.epochs, flags=True)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.resume == "latest" and latest_checkpoint(args.out) is None:
@@ -308,6 +311,10 @@ def _check_train_args(args):
     for flag, path in (("--weights", args.weights), ("--resume", None if args.resume == "latest" else args.resume)):
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"{flag}: file not found: {path}")
+    if args.resume not in (None, "latest") and args.resume.endswith((".h5", ".hdf5")):
+        # ssd_keras' checkpoints were .h5 models: their weights go on, not their optimizer state.
+        raise UsageError(f"--resume takes a .keras checkpoint of ssd-keras train, not {args.resume}; to go on from the weights of "
+                         f"an .h5 file (e.g. a checkpoint of the original ssd_keras): --weights {args.resume} --initial-epoch N")
 
 
 def cmd_train(args):

@@ -74,12 +74,71 @@ class NotAModelError(ValueError):
     """A file given as a model is not a Keras model file."""
 
 
+# A layer name only one of the architectures has, in the order they are tried.
+_ARCHITECTURE_MARKS = (("conv10_2", "ssd512"), ("conv9_2", "ssd300"), ("conv4_3_norm", "ssd300"), ("classes4", "ssd7"))
+
+
+def _text(value):
+    return value.decode("utf8") if isinstance(value, bytes) else value
+
+
+def keras2_file_advice(path, loading_failed=False):
+    """What to do with a Keras-2 `.h5` file given where a model file is expected, or None.
+
+    A weights file (the published ssd_keras files, ``save_weights``) holds no model; a
+    whole model saved by Keras 1 or 2 (the original's ``ModelCheckpoint`` files) cannot be
+    rebuilt by Keras 3 when, as every ssd_keras model, it has `Lambda` layers: they hold
+    bytecode of the Python that saved it. Both load by layer name into the same
+    architecture, built anew: the advice names the command-line flags for that, with the
+    architecture and input size read from the file where it has them.
+
+    Args:
+        path: the file.
+        loading_failed: True once Keras failed to load it (only then is a whole Keras-2
+            model reported; Keras 3 reads some of them).
+    """
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            group = f["model_weights"] if "model_weights" in f else f
+            layer_names = {str(_text(name)) for name in group.attrs.get("layer_names", [])}
+    except (OSError, KeyError):
+        return None
+    config = _text(attrs.get("model_config"))
+    version = str(_text(attrs.get("keras_version")) or "")
+    architecture = next((name for mark, name in _ARCHITECTURE_MARKS if mark in layer_names), "ssd300|ssd512|ssd7")
+    if config is None:
+        if not layer_names:
+            return None
+        return (f"{path} holds weights only (the Keras-2 layout of the published ssd_keras files), not a model. "
+                f"Build the model and load them by layer name: --model {architecture} --weights {path}, with the --classes, "
+                "--image-size and --scales they were trained with")
+    if not (loading_failed and version.split(".")[0] in ("1", "2")):
+        return None
+    size = ""
+    try:
+        inputs = [layer["config"] for layer in json.loads(config)["config"]["layers"] if layer["class_name"] == "InputLayer"]
+        height, width = inputs[0]["batch_input_shape"][1:3]
+        size = f" --image-size {int(height)}x{int(width)}"
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    return (f"{path} is a whole model saved by Keras {version} (ssd_keras), which Keras 3 cannot rebuild: its Lambda layers "
+            f"hold bytecode of the Python that saved it. Its weights load by layer name into the same architecture: "
+            f"--model {architecture}{size} --weights {path}, with the --classes and --scales it was trained with")
+
+
 def load_detector(path, **decode_args):
     """Loads a `.keras` (or Keras `.h5` model) file and returns it decoding (see `add_decoding`).
 
     Raises:
         FileNotFoundError: if `path` does not exist.
-        NotAModelError: naming the file, if it is not a Keras model file.
+        NotAModelError: naming the file, if it is not a Keras model file; for a Keras-2
+            weights file or a whole Keras-2 model that Keras 3 cannot rebuild, with the
+            flags that load its weights (`keras2_file_advice`).
     """
     import keras
 
@@ -95,10 +154,13 @@ def load_detector(path, **decode_args):
             verify(path)
         except CorruptModelFile as error:
             raise NotAModelError(f"Not a Keras model file: {error}") from None
+    if path.endswith(".h5") and keras2_file_advice(path):
+        raise NotAModelError(keras2_file_advice(path))
     try:
         model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise NotAModelError(f"Not a Keras model file: {path} ({type(error).__name__}: {error})") from error
+        advice = keras2_file_advice(path, loading_failed=True) if path.endswith(".h5") else None
+        raise NotAModelError(advice or f"Not a Keras model file: {path} ({type(error).__name__}: {error})") from error
     return add_decoding(model, **decode_args)
 
 

@@ -211,7 +211,11 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         resume: a checkpoint ``.keras`` file, or 'latest' for the newest complete one in
             `out_dir`; training goes on from it, at the batch it was written after, with
             its optimizer state, schedule and data stream.
-        initial_epoch: the epoch to start from instead of the checkpoint's (its batch 0).
+        initial_epoch: the epoch to start from (its batch 0, counted from 0 as Keras'
+            `initial_epoch`): instead of the checkpoint's with `resume`; without it, a
+            new run that starts there, with that epoch's learning rate and data, e.g.
+            to go on from the `weights` of an earlier run (the original's checkpoints).
+            Must be below `epochs`.
         augment: see `transformations`.
         workers, use_multiprocessing: of the `keras_dataset` adapter.
         seed: seeds Keras, the augmentation and the shuffling.
@@ -258,6 +262,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     if epochs < 1 or batch_size < 1 or (steps_per_epoch is not None and steps_per_epoch < 1):
         raise ValueError(f"Expected positive `epochs`, `batch_size` and `steps_per_epoch`. "
                          f"Received: epochs={epochs}, batch_size={batch_size}, steps_per_epoch={steps_per_epoch}")
+    check_initial_epoch(initial_epoch, epochs)
     if train_dataset.labels is None:
         raise ValueError("The training data set has no labels.")
     for path in (weights,):
@@ -287,6 +292,9 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         elif not state:  # a checkpoint of an earlier version: its epoch from the name
             state = dict(epoch=epoch_of(resume) or 0, batch=0)
         log.write(f"resuming from {resume} at epoch {state['epoch'] + 1}, batch {state.get('batch', 0) + 1}")
+    elif initial_epoch:  # e.g. going on from the weights of an earlier run: the schedule and data stream of that epoch
+        state = dict(epoch=initial_epoch, batch=0)
+        log.write(f"training {model_name} from epoch {initial_epoch + 1} to {epochs} in {out_dir}")
     else:
         log.write(f"training {model_name} for {epochs} epochs in {out_dir}")
     if seed is not None:
@@ -409,6 +417,14 @@ def _arrays(dataset, progress=None, sizes=None):
     if sizes is not None:
         sizes.extend(len(b[0]) for b in batches)
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def check_initial_epoch(initial_epoch, epochs, flags=False):
+    """Raises a ValueError if training from `initial_epoch` to `epochs` would train nothing."""
+    if initial_epoch is not None and initial_epoch >= epochs:
+        names = ("--initial-epoch", "--epochs") if flags else ("initial_epoch", "epochs")
+        raise ValueError(f"{names[0]} {initial_epoch} is not below {names[1]} {epochs}: there would be nothing to train "
+                         f"(epochs count from 0 in {names[0]}; {names[1]} is the last one, counted from 1)")
 
 
 def check_materialize(materialize, lr_schedule, steps_per_epoch, flags=False):

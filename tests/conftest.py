@@ -22,6 +22,75 @@ from models import presets  # noqa: E402
 tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow feature")
 
 
+# Keras 2 names: trainable weights then non-trainable ones.
+KERAS2_NAMES = {
+    "Conv2D": ["kernel:0", "bias:0"],
+    "BatchNormalization": ["gamma:0", "beta:0", "moving_mean:0", "moving_variance:0"],
+}
+# The layers the original builds as `Lambda`s of its own nested functions.
+KERAS2_LAMBDAS = ("identity_layer", "input_mean_normalization", "input_stddev_normalization", "input_channel_swap")
+
+
+def _keras2_model_config(model):
+    """A Keras-2.1 ``model_config`` of `model`'s graph, as ssd_keras' ``ModelCheckpoint`` wrote it:
+    its preprocessing layers are `Lambda`s whose function is marshalled bytecode of the Python
+    that saved it (here bytes that no Python 3.11 reads), the other layers keep their class name."""
+    bytecode = "4wEAAAAAAAAAAQAAAAEAAABTAAAAcwQAAAB8AFMAKQFOqQA="
+    layers = []
+    for layer in model.layers:
+        inbound = [] if not layer._inbound_nodes else [[
+            [tensor._keras_history.operation.name, 0, 0, {}] for tensor in layer._inbound_nodes[0].input_tensors]]
+        if type(layer).__name__ == "InputLayer":
+            config = {"batch_input_shape": [None, *layer.output.shape[1:]], "dtype": "float32", "sparse": False, "name": layer.name}
+            entry = {"name": layer.name, "class_name": "InputLayer", "config": config, "inbound_nodes": []}
+        elif layer.name in KERAS2_LAMBDAS:
+            config = {"name": layer.name, "trainable": True, "function": [bytecode, None, None], "function_type": "lambda",
+                      "output_shape": list(layer.output.shape[1:]), "output_shape_type": "raw", "arguments": {}}
+            entry = {"name": layer.name, "class_name": "Lambda", "config": config, "inbound_nodes": inbound}
+        else:
+            entry = {"name": layer.name, "class_name": type(layer).__name__, "config": {"name": layer.name, "trainable": True},
+                     "inbound_nodes": inbound}
+        layers.append(entry)
+    outputs = [[tensor._keras_history.operation.name, 0, 0] for tensor in model.outputs]
+    return {"class_name": "Model", "config": {"name": model.name, "layers": layers, "input_layers": [[model.layers[0].name, 0, 0]],
+                                              "output_layers": outputs}}
+
+
+def write_keras2_weights(path, model, skip=(), extra=None, whole_model=False):
+    """Writes `model`'s weights the way Keras 2.1's `save_weights` did (h5py only); with
+    `whole_model`, as its `model.save` did: the weights in group ``model_weights``, the graph
+    in attribute ``model_config`` (see `_keras2_model_config`)."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as root:
+        f = root
+        if whole_model:
+            root.attrs["keras_version"] = b"2.1.6"
+            root.attrs["backend"] = b"tensorflow"
+            root.attrs["model_config"] = json.dumps(_keras2_model_config(model)).encode()
+            f = root.create_group("model_weights")
+        layers = [layer for layer in model.layers if layer.name not in skip]
+        names = [layer.name for layer in layers] + list(extra or {})
+        f.attrs["layer_names"] = np.array([n.encode() for n in names])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.1.6"
+        for layer in layers:
+            group = f.create_group(layer.name)
+            values = [np.asarray(w) for w in layer.trainable_weights + layer.non_trainable_weights]
+            short = KERAS2_NAMES.get(type(layer).__name__, [f"{layer.name}_gamma:0"])  # L2Normalization's K.variable
+            weight_names = [f"{layer.name}/{short[i]}" for i in range(len(values))]
+            group.attrs["weight_names"] = np.array([n.encode() for n in weight_names])
+            for name, value in zip(weight_names, values):
+                group.create_dataset(name, data=value)
+        for name, values in (extra or {}).items():
+            group = f.create_group(name)
+            group.attrs["weight_names"] = np.array([f"{name}/w{i}:0".encode() for i in range(len(values))])
+            for i, value in enumerate(values):
+                group.create_dataset(f"{name}/w{i}:0", data=value)
+
+
 def run_under(backend, argv, env=None, timeout=600, check=True):
     """Runs ``python argv...`` in a fresh process with Keras on `backend`; returns the
     `subprocess.CompletedProcess` (stdout, stderr as text). The one way the tests run a

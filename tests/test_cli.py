@@ -112,6 +112,48 @@ def test_materialize_refuses_what_it_cannot_do_before_reading_data(extra, messag
         train("ssd7", None, 3, str(tmp_path), materialize=True, **({"lr_schedule": "plateau"} if "plateau" in extra else {"steps_per_epoch": 5}))
 
 
+def test_train_refuses_a_start_it_cannot_make_before_reading_data(tmp_path, capsys):
+    old = tmp_path / "ssd300_pascal_07+12_epoch-20_loss-4.5.h5"  # a checkpoint of the original ssd_keras
+    old.write_bytes(b"")
+    base = ["train", "--data-format", "voc", "--images-dir", "/no/such/dir", "--out", str(tmp_path / "run")]
+    for extra, message in ((["--initial-epoch", "5", "--epochs", "5"], "--initial-epoch 5 is not below --epochs 5: there would be nothing"),
+                           (["--resume", str(old)], f"--resume takes a .keras checkpoint of ssd-keras train, not {old}; to go on from "
+                                                    f"the weights of an .h5 file (e.g. a checkpoint of the original ssd_keras): "
+                                                    f"--weights {old} --initial-epoch N")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Images directory not found" not in err, err
+    from ssd_keras_cli.training import train
+
+    with pytest.raises(ValueError, match="initial_epoch 7 is not below epochs 3"):
+        train("ssd7", None, 3, str(tmp_path), epochs=3, initial_epoch=7)
+
+
+def test_train_goes_on_from_the_weights_of_an_original_checkpoint_at_its_epoch(shapes, tmp_path):
+    # The original notebook's way to go on: load the model, fit(initial_epoch=...). Here the
+    # old whole-model .h5 gives its weights, and --initial-epoch the epoch and its learning rate.
+    from conftest import write_keras2_weights
+    from ssd_keras_cli.configs import build, model_kwargs
+
+    source, _ = build("ssd7", model_kwargs("ssd7", 3, (64, 64, 3)), mode="training")
+    old = str(tmp_path / "ssd7_epoch-02_loss-3.2100.h5")
+    write_keras2_weights(old, source, whole_model=True)
+    out = str(tmp_path / "run")
+    assert main(["train", "--backend", BACKEND, "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--augment", "none",
+                 "--classes", ",".join(shapes["classes"][1:]), "--weights", old, "--initial-epoch", "2", "--epochs", "3",
+                 "--steps-per-epoch", "1", "--lr", "0.001", "--lr-boundaries", "1,2", "--seed", "0", "--quiet", "--out", out,
+                 *_voc_args(shapes)]) == 0
+    with open(os.path.join(out, "training_log.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "2"]
+    import keras
+
+    trained = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert np.isclose(float(keras.ops.convert_to_numpy(trained.optimizer.learning_rate)), 1e-5)  # both boundaries passed
+    with open(os.path.join(out, "train.log")) as f:
+        assert "training ssd7 from epoch 3 to 3" in f.read()
+    assert sorted(os.listdir(os.path.join(out, "checkpoints")))[0].startswith("epoch-03_loss-")
+
+
 def test_numbers_at_the_ends_of_their_range_are_taken():
     parser = build_parser()
     args = parser.parse_args(["predict", "--confidence-thresh", "0", "--iou-threshold", "1", "x.png"])

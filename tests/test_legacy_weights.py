@@ -10,6 +10,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import write_keras2_weights  # noqa: E402
 from models.keras_ssd7 import build_model  # noqa: E402
 from models.keras_ssd300 import ssd_300  # noqa: E402
 from models.legacy_weights import load_weights_by_name, read_legacy_h5  # noqa: E402
@@ -18,34 +19,6 @@ from models.vgg16_reduced import save_vgg16_fc_reduced, vgg16_fc_reduced_weights
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
 SSD7_SCALES = [0.2, 0.4, 0.6, 0.8, 0.95]
-# Keras 2 names: trainable weights then non-trainable ones.
-KERAS2_NAMES = {
-    "Conv2D": ["kernel:0", "bias:0"],
-    "BatchNormalization": ["gamma:0", "beta:0", "moving_mean:0", "moving_variance:0"],
-}
-
-
-def write_keras2_weights(path, model, skip=(), extra=None):
-    """Writes `model`'s weights the way Keras 2.1's `save_weights` did (h5py only)."""
-    with h5py.File(path, "w") as f:
-        layers = [layer for layer in model.layers if layer.name not in skip]
-        names = [layer.name for layer in layers] + list(extra or {})
-        f.attrs["layer_names"] = np.array([n.encode() for n in names])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.1.6"
-        for layer in layers:
-            group = f.create_group(layer.name)
-            values = [np.asarray(w) for w in layer.trainable_weights + layer.non_trainable_weights]
-            short = KERAS2_NAMES.get(type(layer).__name__, [f"{layer.name}_gamma:0"])  # L2Normalization's K.variable
-            weight_names = [f"{layer.name}/{short[i]}" for i in range(len(values))]
-            group.attrs["weight_names"] = np.array([n.encode() for n in weight_names])
-            for name, value in zip(weight_names, values):
-                group.create_dataset(name, data=value)
-        for name, values in (extra or {}).items():
-            group = f.create_group(name)
-            group.attrs["weight_names"] = np.array([f"{name}/w{i}:0".encode() for i in range(len(values))])
-            for i, value in enumerate(values):
-                group.create_dataset(f"{name}/w{i}:0", data=value)
 
 
 def _randomize(model, seed):
@@ -74,6 +47,23 @@ def test_keras2_file_loads_by_name_and_reproduces_outputs(tmp_path):
     report = load_weights_by_name(other, path)
     assert report.complete and len(report.loaded) == 7 * 2 + 4 * 2  # 7 x (conv, bn), 4 x (classes, boxes)
     np.testing.assert_array_equal(other.get_layer("bn3").moving_variance.numpy(), source.get_layer("bn3").moving_variance.numpy())
+
+
+def test_weights_of_a_whole_keras2_model_file_load_by_name(tmp_path):
+    # The original's ModelCheckpoint saved whole models; Keras 3 cannot rebuild them (their
+    # Lambda layers hold old bytecode), but their weights load into the same architecture.
+    source = _ssd7(seed=3)
+    path = str(tmp_path / "ssd7_epoch-20_loss-1.2345.h5")
+    write_keras2_weights(path, source, whole_model=True)
+    with pytest.raises(ValueError, match="Lambda"):
+        keras.saving.load_model(path, compile=False)
+    x = np.random.default_rng(4).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    target = _ssd7()
+    target.load_weights(path, by_name=True)
+    np.testing.assert_array_equal(target.predict(x, verbose=0), source.predict(x, verbose=0))
+    other = _ssd7(mode="inference")
+    assert load_weights_by_name(other, path).complete
+    np.testing.assert_array_equal(other.get_layer("classes5").kernel.numpy(), source.get_layer("classes5").kernel.numpy())
 
 
 def test_ssd300_keras2_file_with_l2_normalization_gamma(tmp_path):

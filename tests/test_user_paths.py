@@ -141,6 +141,34 @@ def test_a_file_that_is_not_a_model_is_named(make, message, images, tmp_path):
     assert "not found" not in result.stderr.lower()
 
 
+def test_keras2_h5_files_given_as_a_model_name_the_flags_that_load_them(images, tmp_path):
+    from conftest import write_keras2_weights
+    from ssd_keras_cli.configs import build, model_kwargs
+    from ssd_keras_cli.inference import NotAModelError, load_detector
+
+    keras.utils.set_random_seed(5)
+    source, _ = build("ssd7", model_kwargs("ssd7", 3, (64, 64, 3)), mode="training")
+    weights, whole = str(tmp_path / "ssd7_weights.h5"), str(tmp_path / "ssd7_epoch-20_loss-1.2345.h5")
+    write_keras2_weights(weights, source)
+    write_keras2_weights(whole, source, whole_model=True)  # the original's ModelCheckpoint file
+    for path, message in ((weights, f"{weights} holds weights only"), (whole, f"{whole} is a whole model saved by Keras 2.1.6")):
+        with pytest.raises(NotAModelError) as error:
+            load_detector(path)
+        assert message in str(error.value), str(error.value)
+    assert f"--model ssd7 --image-size 64x64 --weights {whole}" in str(error.value)  # read from the file
+    # The advice works: the same detections as the model itself, saved by Keras 3.
+    save_model(source, str(tmp_path / "source.keras"), CLASSES)
+    runs = {"keras": ["--model-file", str(tmp_path / "source.keras")],
+            "advice": ["--model", "ssd7", "--image-size", "64x64", "--classes", ",".join(CLASSES[1:]), "--weights", whole]}
+    found = {}
+    for name, flags in runs.items():
+        out = str(tmp_path / name)
+        result = ssd_keras("predict", *flags, "--confidence-thresh", "0.01", "--top-k", "20", "--quiet", "--out", out, str(images))
+        assert result.returncode == 0, result.stderr[-2000:]
+        found[name] = [(os.path.basename(r["file"]), r["detections"]) for r in _detections(out)]
+    assert found["advice"] == found["keras"] and sum(len(d) for _, d in found["keras"]) > 0
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--batch-size", "-4", "--data-format", "voc", "--images-dir", "/no/such/dir"], "expected a positive integer"),
     (["train", "--resume", "latest", "--data-format", "voc", "--images-dir", "/no/such/dir"], "--resume latest: no checkpoint"),
