@@ -240,6 +240,39 @@ def test_hdf5_round_trip_equals_the_directory(voc, tmp_path):
     assert resized.hdf5_dataset["image_shapes"][0].tolist() == [20, 30, 3]
 
 
+def test_an_hdf5_data_set_written_by_the_original_loads(tmp_path):
+    # The original's create_hdf5_dataset layout: vlen uint8 images, int32 labels, vlen str ids,
+    # vlen bool eval_neutral, boolean attributes (users have these files of VOC 07+12).
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "dataset_pascal_voc_07+12_trainval.h5")
+    images = [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(3)]
+    labels = [np.array([[1, 5, 5, 20, 20], [2, 10, 8, 30, 25]], np.int32), np.array([[3, 0, 1, 39, 29]], np.int32),
+              np.zeros((0, 5), np.int32)]
+    with h5py.File(path, "w") as f:
+        for name in ("has_labels", "has_image_ids", "has_eval_neutral", "variable_image_size"):
+            f.attrs.create(name=name, data=True, shape=None, dtype=np.bool_)
+        vlen = h5py.special_dtype
+        columns = {"images": f.create_dataset("images", shape=(3,), maxshape=(None,), dtype=vlen(vlen=np.uint8)),
+                   "image_shapes": f.create_dataset("image_shapes", shape=(3, 3), maxshape=(None, 3), dtype=np.int32),
+                   "labels": f.create_dataset("labels", shape=(3,), maxshape=(None,), dtype=vlen(vlen=np.int32)),
+                   "label_shapes": f.create_dataset("label_shapes", shape=(3, 2), maxshape=(None, 2), dtype=np.int32),
+                   "image_ids": f.create_dataset("image_ids", shape=(3,), maxshape=(None,), dtype=vlen(vlen=str)),
+                   "eval_neutral": f.create_dataset("eval_neutral", shape=(3,), maxshape=(None,), dtype=vlen(vlen=np.bool_))}
+        for i, (image, label) in enumerate(zip(images, labels)):
+            columns["images"][i], columns["image_shapes"][i] = image.reshape(-1), image.shape
+            columns["labels"][i], columns["label_shapes"][i] = label.reshape(-1), label.shape
+            columns["image_ids"][i], columns["eval_neutral"][i] = f"00000{i}", np.arange(len(label)) == 1
+    loaded = DataGenerator(hdf5_dataset_path=path, verbose=False)
+    assert loaded.dataset_size == 3 and loaded.image_ids == ["000000", "000001", "000002"]
+    for got, expected in zip(loaded.labels, labels):
+        np.testing.assert_array_equal(got, expected)
+    assert [list(n) for n in loaded.eval_neutral] == [[False, True], [False], []]
+    batch_images, batch_labels, ids = next(loaded.generate(batch_size=3, shuffle=False, transformations=[],
+                                                           returns=("processed_images", "processed_labels", "image_ids")))
+    np.testing.assert_array_equal(batch_images, np.stack(images[:2]))  # the image without boxes is left out
+    assert ids == ["000000", "000001"] and [len(b) for b in batch_labels] == [2, 1]
+
+
 def test_interrupted_hdf5_export_leaves_no_file(voc, tmp_path, monkeypatch):
     dataset = _parse_voc(voc)
     calls = []
