@@ -280,12 +280,13 @@ def _detector(args):
         stored = read_info(args.model_file).get("class_names")
     elif args.model and args.weights:
         from ssd_keras_cli.configs import build, model_kwargs
+        from ssd_keras_cli.inference import load_weights_file
 
         if not os.path.isfile(args.weights):
             raise FileNotFoundError(f"Weights file not found: {args.weights}")
         n_classes = len(classes or VOC_CLASSES) - 1
         model, _ = build(args.model, model_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training")
-        model.load_weights(args.weights, by_name=True)
+        load_weights_file(model, args.weights)
         model, stored = add_decoding(model, **decode), None
     else:
         raise UsageError("give --model-file, or --model with --weights")

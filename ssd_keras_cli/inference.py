@@ -70,6 +70,64 @@ def save_model(model, path, class_names=None):
     return save(model, path, {"class_names": list(class_names)} if class_names is not None else None)
 
 
+def _is_classifier(name):
+    """The class-prediction layers: SSD300/512's ``*_mbox_conf``, SSD7's ``classes4`` ... ``classes7``."""
+    return name.endswith("_mbox_conf") or (name.startswith("classes") and name[7:].isdigit())
+
+
+def _classes_of_file(model, path, layers):
+    """Classes (background included) that the file's classifier `layers` predict, given the model's
+    boxes per position; None unless every one of them tells the same whole number."""
+    from models.legacy_weights import read_legacy_h5
+
+    file_layers = read_legacy_h5(path)
+    counts = set()
+    for name in layers:
+        model_filters = int(model.get_layer(name).kernel.shape[-1])
+        file_filters = int(file_layers[name][0][1].shape[-1])
+        boxes = model_filters // (n_classes_of(model) + 1)
+        counts.add(file_filters / boxes)
+    count = counts.pop() if len(counts) == 1 else None
+    return int(count) if count is not None and count.is_integer() and count > 1 else None
+
+
+def load_weights_file(model, path, flag="--weights", for_training=False):
+    """Loads the Keras-2 weights file `path` into `model` by layer name, for the command line.
+
+    Weights that do not fit are an error that says why when it can: a file whose
+    classifiers predict another number of classes than the model names the file's count and
+    the flag that fixes it. For prediction, model layers the file has no weights for
+    (they would predict from random values) are a warning naming them.
+
+    Raises:
+        FileNotFoundError, ValueError: naming `flag` and the file.
+    """
+    from models.legacy_weights import load_weights_by_name
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{flag}: file not found: {path}")
+    report = load_weights_by_name(model, path, skip_mismatch=True)
+    if report.mismatches:
+        layers = [name for name, _ in report.mismatches]
+        file_classes = _classes_of_file(model, path, layers) if all(map(_is_classifier, layers)) else None
+        if file_classes is not None:
+            fix = (f"give --classes with its {file_classes - 1} class names, or for other classes make a file with "
+                   f"`ssd-keras sample-weights`" if for_training else f"give --classes with its {file_classes - 1} class names")
+            raise ValueError(f"{flag} {path} is for {file_classes - 1} classes (plus background), the model for "
+                             f"{n_classes_of(model)}: {fix}")
+        details = "; ".join(f"{name}: {message}" for name, message in report.mismatches[:3])
+        more = f" and {len(report.mismatches) - 3} more" if len(report.mismatches) > 3 else ""
+        raise ValueError(f"{flag} {path} does not fit the model built from --model, --image-size and --scales "
+                         f"({len(report.mismatches)} layer(s) differ: {details}{more})")
+    if report.model_only and not for_training:
+        import warnings
+
+        names = ", ".join(report.model_only[:4]) + (f" and {len(report.model_only) - 4} more" if len(report.model_only) > 4 else "")
+        warnings.warn(f"{flag} {path} has no weights for {len(report.model_only)} layers of the model, which keep random "
+                      f"values: {names}", stacklevel=2)
+    return report
+
+
 class NotAModelError(ValueError):
     """A file given as a model is not a Keras model file."""
 

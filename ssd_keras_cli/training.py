@@ -310,7 +310,9 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             model = keras.models.load_model(resume)
         else:
             if weights is not None:
-                model.load_weights(weights, by_name=True)
+                from ssd_keras_cli.inference import load_weights_file
+
+                load_weights_file(model, weights, for_training=True)
             model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss,
                           jit_compile=jit_compile)
     fix_multiworker(model)

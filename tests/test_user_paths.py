@@ -169,6 +169,37 @@ def test_keras2_h5_files_given_as_a_model_name_the_flags_that_load_them(images, 
     assert found["advice"] == found["keras"] and sum(len(d) for _, d in found["keras"]) > 0
 
 
+def test_weights_that_do_not_fit_the_model_name_the_cause(tmp_path):
+    import h5py
+
+    from conftest import write_keras2_weights
+    from ssd_keras_cli.configs import build, model_kwargs
+    from ssd_keras_cli.inference import load_weights_file
+
+    def ssd7(n_classes):
+        return build("ssd7", model_kwargs("ssd7", n_classes, (64, 64, 3)), mode="training")[0]
+
+    path = str(tmp_path / "three_classes.h5")
+    write_keras2_weights(path, ssd7(3))
+    wrong = f"--weights {path} is for 3 classes (plus background), the model for 20: give --classes with its 3 class names"
+    with pytest.raises(ValueError) as error:
+        load_weights_file(ssd7(20), path)  # --classes forgotten: the VOC default
+    assert str(error.value) == wrong
+    with pytest.raises(ValueError, match="or for other classes make a file with `ssd-keras sample-weights`"):
+        load_weights_file(ssd7(20), path, for_training=True)
+    with h5py.File(path, "a") as f:  # another architecture: not a matter of classes
+        del f["conv1/conv1/kernel:0"]
+        f["conv1"].create_dataset("conv1/kernel:0", data=np.zeros((3, 3, 3, 32), np.float32))
+    with pytest.raises(ValueError, match=r"does not fit the model built from --model, --image-size and --scales \(1 layer\(s\) "
+                                         r"differ: conv1: conv1/kernel:0: file \(3, 3, 3, 32\) vs model \(5, 5, 3, 32\)\)"):
+        load_weights_file(ssd7(3), path)
+    partial = str(tmp_path / "no_classifiers.h5")
+    write_keras2_weights(partial, ssd7(3), skip=("classes4", "classes5"))
+    with pytest.warns(UserWarning, match="has no weights for 2 layers of the model, which keep random values: classes4, classes5"):
+        load_weights_file(ssd7(3), partial)
+    assert load_weights_file(ssd7(3), partial, for_training=True).model_only == ["classes4", "classes5"]  # a base network: no warning
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--batch-size", "-4", "--data-format", "voc", "--images-dir", "/no/such/dir"], "expected a positive integer"),
     (["train", "--resume", "latest", "--data-format", "voc", "--images-dir", "/no/such/dir"], "--resume latest: no checkpoint"),
