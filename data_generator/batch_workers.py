@@ -416,7 +416,7 @@ def _shutdown(processes, tasks, fds=(), readers=()):
     for process in processes:
         process.join(timeout=2)
         if process.is_alive():
-            process.terminate()
+            process.kill()  # they ignore SIGTERM
             process.join(timeout=2)
     for reader in readers:
         reader.close()
@@ -428,7 +428,10 @@ def _shutdown(processes, tasks, fds=(), readers=()):
 
 
 def _worker_loop(build, slots, tasks, results, worker_id, min_shared_bytes=_MIN_SHARED_BYTES):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and a SIGTERM sent to the whole process group (a cluster's preemption) are the
+    # parent's to handle: it stops after its batch in progress, then shuts the workers down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ["SSD_KERAS_BATCH_WORKER"] = str(worker_id)
     if isinstance(slots, _SlotFiles):
         # A fresh process from the fork server, whose OpenCV never started its thread

@@ -14,6 +14,11 @@ A NaN or infinite loss stops the run at that batch: nothing is saved after it, t
 message names the epoch, the batch and the batch's image files, which also go to
 ``train.log``. A batch worker process that dies stops the run the same way.
 
+SIGINT (Ctrl-C, a notebook's "interrupt") and SIGTERM (a cluster's preemption, ``kill``)
+stop the run after the training batch in progress (`StopOnSignal`): a resume point is
+written there (at an epoch's last batch, the epoch ends first, validation and epoch
+checkpoint included) and `TrainingInterrupted` names it. A second signal stops at once.
+
 Where files go, under the run's folder:
 
 * ``checkpoints/epoch-NN_loss-L[_val_loss-V].keras``: after each epoch (with
@@ -28,6 +33,9 @@ import glob
 import math
 import os
 import re
+import signal
+import sys
+import threading
 import time
 import warnings
 
@@ -49,6 +57,48 @@ CALLBACK_STATE = {
 
 class TrainingError(RuntimeError):
     """Training stopped on a fault; the message says where, why, and what was kept."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM after writing a resume point (`signum`: which)."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopOnSignal:
+    """While in use (``with``), SIGINT and SIGTERM ask `recorder` to stop after the batch in
+    progress, with a resume point, instead of ending the process where it stands; a second
+    signal raises KeyboardInterrupt at once. The previous handlers come back on exit. Outside
+    the main thread (where Python cannot set handlers) it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.recorder.stop_signal is not None:
+            raise KeyboardInterrupt(f"{name} again: stopped at once, without a resume point")
+        self.recorder.stop_signal = signum
+        self.recorder.log.write(f"{name} received: stopping after the batch in progress, with a resume point")
+        from tqdm import tqdm  # prints above a progress bar in progress
+
+        tqdm.write(f"{name}: stopping after the batch in progress, with a resume point (send it again to stop at once)",
+                   file=sys.stderr)
 
 
 class RunLog:
@@ -176,6 +226,7 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.first_batch = 0
         self.last_checkpoint = None
         self.batch_sizes = None  # images in each data set batch of the epoch, when training from its arrays
+        self.stop_signal = None  # set by `StopOnSignal`
         os.makedirs(os.path.join(out_dir, "checkpoints", RESUME_DIR), exist_ok=True)
 
     # ------------------------------------------------------------ the position
@@ -223,8 +274,28 @@ class TrainingRecorder(keras.callbacks.Callback):
             self._kill_a_worker()
         if faults.planned("kill-at-step") == step:
             faults.kill_now()
+        for fault, signum in (("interrupt-at-step", signal.SIGINT), ("terminate-at-step", signal.SIGTERM)):
+            if faults.planned(fault) == step:
+                signal.raise_signal(signum)  # handled (by StopOnSignal) before the next line runs
+        saved = False
         if self.save_every and step % self.save_every == 0 and batch_in_epoch + 1 < self.steps_per_epoch:
             self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
+            saved = True
+        if self.stop_signal is not None:
+            if batch_in_epoch + 1 < self.steps_per_epoch:
+                if not saved:
+                    self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
+                # Out of `fit` at once: no validation, no epoch end for a part of an epoch.
+                raise self.interrupted(self.epoch, batch_in_epoch + 1)
+            self.model.stop_training = True  # the epoch's last batch: it ends as usual, with its checkpoint
+
+    def interrupted(self, epoch, batch):
+        """The `TrainingInterrupted` for a stop before `batch` of `epoch` (both 0-based)."""
+        name = signal.Signals(self.stop_signal).name
+        message = (f"{name}: training stopped; {self.last_checkpoint} goes on at epoch {epoch + 1}, batch {batch + 1} "
+                   "(--resume latest)")
+        self.log.write(message)
+        return TrainingInterrupted(message, self.stop_signal)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.failure is not None:

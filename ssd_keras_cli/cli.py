@@ -436,6 +436,9 @@ def main(argv=None):
         print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # TrainingError, data errors (DatasetError, DegenerateBoxError...) and the like
+        if type(error).__name__ == "TrainingInterrupted":
+            print(f"ssd-keras {args.command}: {error}", file=sys.stderr)
+            return 128 + error.signum  # as a shell reports a process ended by the signal
         if type(error).__name__ == "TrainingError":
             print(f"ssd-keras {args.command}: error: {error}", file=sys.stderr)
             return 1

@@ -9,14 +9,17 @@ A training run reads ``SSD_KERAS_FAULT``, a comma-separated list of ``fault:N``:
 * ``enospc-in-checkpoint:N``: the N-th checkpoint write fails with "No space left on
   device" halfway through;
 * ``nan-at-step:N``: the targets of training step N are NaN, so its loss is;
-* ``kill-worker-at-step:N``: a batch worker process gets SIGKILL after step N.
+* ``kill-worker-at-step:N``: a batch worker process gets SIGKILL after step N;
+* ``interrupt-at-step:N``, ``terminate-at-step:N``: the process sends itself SIGINT (as
+  Ctrl-C) or SIGTERM (as ``kill`` or a cluster's preemption) after step N.
 
 Nothing happens when the variable is unset, which is always outside the tests.
 """
 
 import os
 
-FAULTS = ("kill-at-step", "kill-in-checkpoint", "enospc-in-checkpoint", "nan-at-step", "kill-worker-at-step")
+FAULTS = ("kill-at-step", "kill-in-checkpoint", "enospc-in-checkpoint", "nan-at-step", "kill-worker-at-step", "interrupt-at-step",
+          "terminate-at-step")
 
 
 def planned(name):

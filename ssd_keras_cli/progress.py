@@ -40,7 +40,7 @@ class EpochProgress(keras.callbacks.Callback):
         # Building and training get a bar each (under the same "epoch 3/22"): one bar for
         # both would show a rate, and so a time left, that mixes the fast building of a
         # batch with the slow step on it.
-        self._close()
+        self.close()
         if self.epoch != epoch:
             self.epoch, self.epoch_start = epoch, time.monotonic()
         self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", file=self.file, leave=False,
@@ -61,7 +61,7 @@ class EpochProgress(keras.callbacks.Callback):
             self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
 
     def on_epoch_end(self, epoch, logs=None):
-        self._close()
+        self.close()
         self.epoch = None
         self.epoch_seconds.append(time.monotonic() - self.epoch_start)
         elapsed = time.monotonic() - self.start
@@ -71,9 +71,10 @@ class EpochProgress(keras.callbacks.Callback):
               f"({_duration(elapsed)} elapsed, about {_duration(left)} left)", file=self.file, flush=True)
 
     def on_train_end(self, logs=None):
-        self._close()
+        self.close()
 
-    def _close(self):
+    def close(self):
+        """Closes the bar in progress, if any (also after an exception ends `fit`)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None

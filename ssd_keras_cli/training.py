@@ -251,7 +251,10 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             checkpoint cannot be written (the previous checkpoint stays intact);
             `checkpointing.TrainingError`: when the loss becomes NaN or infinite, or a
             batch worker process dies (the message names the epoch and batch and the
-            last good checkpoint).
+            last good checkpoint); `checkpointing.TrainingInterrupted`: on SIGINT
+            (Ctrl-C, a notebook's interrupt) or SIGTERM, after the batch in progress and
+            a resume point there, which ``resume='latest'`` goes on from (a second signal
+            is a KeyboardInterrupt at once).
     """
     import keras
 
@@ -269,7 +272,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"Weights file not found: {path}")
     from ssd_keras_cli import faults
-    from ssd_keras_cli.checkpointing import RunLog, TrainingError, TrainingRecorder, find_resume_point, restore_callback_states, truncate_log
+    from ssd_keras_cli.checkpointing import (RunLog, StopOnSignal, TrainingError, TrainingRecorder, find_resume_point, restore_callback_states,
+                                             truncate_log)
     from ssd_keras_cli.checkpointing import RESUME_DIR
     from ssd_keras_cli.model_files import ensure_writable, remove_stale_temporaries, save_model, verify
 
@@ -363,7 +367,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     history = keras.callbacks.History()
     history.history = {}
     try:
-        with fit_scope:
+        with fit_scope, StopOnSignal(recorder):
             if materialize:
                 _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epoch, recorder, all_callbacks, progress, history)
             else:
@@ -391,6 +395,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         log.write(message)
         raise TrainingError(message) from error
     finally:
+        for bar in progress:  # before any message about why fit ended
+            bar.close()
         train_data.close()
         if val_data is not None:
             val_data.close()
@@ -398,6 +404,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         last = recorder.last_checkpoint or resume
         raise TrainingError(f"{recorder.failure}. The last good checkpoint is {last or 'none (none was written yet)'}; "
                             f"the batch's image files are listed in {log.path}.")
+    if recorder.stop_signal is not None and recorder.epoch + 1 < epochs:  # stopped at the end of an epoch
+        raise recorder.interrupted(recorder.epoch + 1, 0)
     save_model(model, os.path.join(out_dir, "model.keras"), info)
     log.write(f"finished after epoch {epochs}; saved {os.path.join(out_dir, 'model.keras')}")
     return model, history

@@ -31,14 +31,14 @@ def data(tmp_path_factory):
     return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=14, n_test=4, seed=1, verbose=False)
 
 
-def train(data, out, *extra, fault=None, timeout=600, backend="tensorflow"):
-    """``ssd-keras train`` of SSD7 for 3 epochs, a resume point after every step."""
+def train(data, out, *extra, fault=None, timeout=600, backend="tensorflow", save_every=True):
+    """``ssd-keras train`` of SSD7 for 3 epochs, a resume point after every step (unless not `save_every`)."""
     script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
     if not os.path.exists(script):
         pytest.skip("the package is not installed in this environment (pip install -e .)")
     argv = [script, "train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "sgd", "--lr", "0.01",
             "--lr-schedule", "steps", "--lr-boundaries", "2", "--augment", "flip", "--epochs", str(EPOCHS), "--seed", "0",
-            "--save-every", "1", "--quiet", "--classes", ",".join(data["classes"][1:]), "--out", str(out), "--data-format", "voc",
+            *(["--save-every", "1"] if save_every else []), "--quiet", "--classes", ",".join(data["classes"][1:]), "--out", str(out), "--data-format", "voc",
             "--images-dir", data["images_dir"], "--image-set", data["trainval"], "--annotations", data["annotations_dir"], *extra]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("SSD_KERAS_FAULT", None)
@@ -104,6 +104,28 @@ def test_kill_9_then_resume_under_jax_and_pytorch_gives_the_uninterrupted_run(da
     result = train(data, tmp_path / "killed", "--resume", "latest", backend=backend)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(tmp_path / "killed", final_state(tmp_path / "reference"))
+
+
+def test_sigterm_stops_after_the_batch_with_a_resume_point_and_resume_gives_the_uninterrupted_run(data, reference, tmp_path):
+    # As a cluster preempts a job. Without --save-every the only resume point in the middle of
+    # an epoch is the one the signal makes: step 6 is batch 2 of epoch 2.
+    stopped = train(data, tmp_path, fault="terminate-at-step:6", save_every=False)
+    assert stopped.returncode == 128 + 15, stopped.stderr[-3000:]
+    point = tmp_path / "checkpoints" / "resume" / "step-00000006.keras"
+    assert f"SIGTERM: training stopped; {point} goes on at epoch 2, batch 3 (--resume latest)" in stopped.stderr
+    assert sorted(os.listdir(tmp_path / "checkpoints" / "resume")) == [point.name] and not os.path.exists(tmp_path / "model.keras")
+    _resume(data, tmp_path)
+    assert_same_run(tmp_path, reference)
+
+
+def test_ctrl_c_at_the_last_batch_of_an_epoch_ends_the_epoch_then_stops(data, tmp_path):
+    stopped = train(data, tmp_path, fault=f"interrupt-at-step:{STEPS_PER_EPOCH}", save_every=False)
+    assert stopped.returncode == 128 + 2, stopped.stderr[-3000:]
+    [checkpoint] = glob.glob(str(tmp_path / "checkpoints" / "epoch-01_loss-*.keras"))
+    assert f"SIGINT: training stopped; {checkpoint} goes on at epoch 2, batch 1" in stopped.stderr
+    with open(tmp_path / "training_log.csv") as f:
+        assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "0"]  # the epoch's row, once
+    assert not os.path.exists(tmp_path / "model.keras")
 
 
 def test_kill_9_while_a_checkpoint_is_written_then_resume(data, reference, tmp_path):
