@@ -298,16 +298,18 @@ def _detector(args):
     return model, classes
 
 
-def _check_train_args(args):
+def _check_train_args(args, classes):
     """Train's argument errors, found before any data is read."""
-    from ssd_keras_cli.training import check_initial_epoch, check_materialize, latest_checkpoint
+    from ssd_keras_cli.configs import model_kwargs
+    from ssd_keras_cli.training import check_initial_epoch, check_materialize, check_resume_fits, latest_checkpoint
 
     try:
         check_materialize(args.materialize, args.lr_schedule, args.steps_per_epoch, flags=True)
         check_initial_epoch(args.initial_epoch, args.epochs, flags=True)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.resume == "latest" and latest_checkpoint(args.out) is None:
+    checkpoint = latest_checkpoint(args.out) if args.resume == "latest" else args.resume
+    if args.resume == "latest" and checkpoint is None:
         raise UsageError(f"--resume latest: no checkpoint in {os.path.join(args.out, 'checkpoints')}")
     for flag, path in (("--weights", args.weights), ("--resume", None if args.resume == "latest" else args.resume)):
         if path is not None and not os.path.isfile(path):
@@ -316,13 +318,19 @@ def _check_train_args(args):
         # ssd_keras' checkpoints were .h5 models: their weights go on, not their optimizer state.
         raise UsageError(f"--resume takes a .keras checkpoint of ssd-keras train, not {args.resume}; to go on from the weights of "
                          f"an .h5 file (e.g. a checkpoint of the original ssd_keras): --weights {args.resume} --initial-epoch N")
+    if checkpoint is not None:
+        image_size = model_kwargs(args.model, len(classes) - 1, args.image_size, args.scales)["image_size"]
+        try:
+            check_resume_fits(checkpoint, image_size, classes, flags=True)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
 
 def cmd_train(args):
     from ssd_keras_cli.training import train
 
     classes = _classes(args.classes or "voc")
-    _check_train_args(args)
+    _check_train_args(args, classes)
     train_data = _load_data(args, "", classes, args.exclude_difficult, args.in_memory)
     val_data = _load_data(args, "val_", classes, True, args.in_memory) if args.val_data_format else None
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]

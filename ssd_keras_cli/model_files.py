@@ -76,6 +76,19 @@ def read_info(path):
     return {}
 
 
+def input_size(path):
+    """``(height, width)`` of the images the model in `.keras` file `path` takes, read from its
+    config without loading it; None if the file does not say."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+        shape = next(layer["config"]["batch_shape"] for layer in layers if layer["class_name"] == "InputLayer")
+        return int(shape[1]), int(shape[2])
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, IndexError, StopIteration):
+        return None
+
+
 def verify(path, require_info=False):
     """Checks that `path` is a complete `.keras` archive; returns its stored info.
 

@@ -306,6 +306,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     set_precision(mixed_precision)
 
     kwargs = dict(model_kwargs(model_name, n_classes, image_size, scales), **(model_overrides or {}))
+    if resume is not None:
+        check_resume_fits(resume, kwargs["image_size"], class_names)
     distribution = make_strategy(strategy)
     scope = distribution.scope() if distribution is not None else _NullScope()
     with scope:
@@ -427,6 +429,25 @@ def _arrays(dataset, progress=None, sizes=None):
     if sizes is not None:
         sizes.extend(len(b[0]) for b in batches)
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def check_resume_fits(path, image_size, class_names, flags=False):
+    """Raises a ValueError if checkpoint `path` was trained on other images or classes than
+    the run resuming it is given (``(height, width)`` and the class names, background first;
+    checkpoints of earlier versions store no names: their classes are not compared)."""
+    from ssd_keras_cli.model_files import input_size, read_info
+
+    size = input_size(path)
+    given = tuple(int(n) for n in image_size[:2])
+    if size is not None and size != given:
+        names = "--image-size (or --model's default)" if flags else "image_size (or model_name's default)"
+        raise ValueError(f"The checkpoint {path} takes {size[0]}x{size[1]} images, {names} says {given[0]}x{given[1]}: "
+                         "resume with the settings it was trained with")
+    stored = read_info(path).get("class_names")
+    if stored and class_names is not None and list(stored) != list(class_names):
+        names = "--classes" if flags else "class_names"
+        raise ValueError(f"The checkpoint {path} was trained on {len(stored) - 1} classes ({', '.join(stored[1:])}), {names} "
+                         f"names {len(class_names) - 1} ({', '.join(class_names[1:])}): resume with the classes it was trained on")
 
 
 def check_initial_epoch(initial_epoch, epochs, flags=False):

@@ -1,6 +1,9 @@
 """Run by test_backends.py once per backend: ``save DIR`` writes this backend's SSD7 in
-inference mode (decoding included) with its output on fixed images;
-``load DIR`` loads every backend's files and prints the largest differences as JSON."""
+inference mode (decoding included) with its output on fixed images, and under PyTorch a
+training-mode SSD7 after one SGD step (a checkpoint, optimizer state included: Keras
+names its PyTorch subclass of SGD in it); ``load DIR`` loads every backend's inference
+files and prints the largest differences as JSON, and under the other backends trains
+the PyTorch checkpoint one step further."""
 
 import glob
 import json
@@ -11,12 +14,22 @@ import keras
 import numpy as np
 
 from misc_utils.backend_utils import BACKENDS
+from keras_loss_function.keras_ssd_loss import SSDLoss
 from models.keras_ssd7 import build_model
+from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
 
 command, folder = sys.argv[1], sys.argv[2]
 backend = keras.backend.backend()
 # Near-mean images keep a random network's boxes small enough to decode.
 images = np.random.default_rng(0).uniform(110, 145, (2, 64, 64, 3)).astype("float32")
+
+
+
+def targets(model):
+    """Training targets of two fixed boxes per image for `model`'s anchors."""
+    labels = [np.array([[1, 10, 12, 40, 44], [2, 30, 5, 60, 30]], np.float32)] * len(images)
+    return SSDInputEncoder.from_model(model)(labels)
+
 
 if command == "save":
     keras.utils.set_random_seed(0)
@@ -25,10 +38,20 @@ if command == "save":
                         divide_by_stddev=127.5, confidence_thresh=0.2, top_k=10)
     model.save(os.path.join(folder, f"{backend}_inference.keras"))
     np.save(os.path.join(folder, f"{backend}_inference.npy"), model.predict(images, verbose=0))
+    if backend == "torch":
+        trained = build_model((64, 64, 3), 3, mode="training", scales=[0.2, 0.4, 0.6, 0.8, 0.95])
+        trained.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-4, momentum=0.9), loss=SSDLoss().compute_loss)
+        trained.train_on_batch(images, targets(trained))
+        trained.save(os.path.join(folder, "torch_checkpoint.keras"))
     print("saved")
 else:
     differences = {}
-    for path in sorted(glob.glob(os.path.join(folder, "*.keras"))):
+    if backend != "torch":  # goes on training here, with its optimizer state
+        checkpoint = keras.saving.load_model(os.path.join(folder, "torch_checkpoint.keras"))
+        assert int(checkpoint.optimizer.iterations) == 1
+        loss = float(checkpoint.train_on_batch(images, targets(checkpoint)))
+        assert np.isfinite(loss) and int(checkpoint.optimizer.iterations) == 2, loss
+    for path in sorted(glob.glob(os.path.join(folder, "*_inference.keras"))):
         name = os.path.basename(path)[:-len(".keras")]
         assert name.split("_")[0] in BACKENDS
         out = keras.saving.load_model(path).predict(images, verbose=0)
