@@ -129,6 +129,27 @@ def test_train_refuses_a_start_it_cannot_make_before_reading_data(tmp_path, caps
         train("ssd7", None, 3, str(tmp_path), epochs=3, initial_epoch=7)
 
 
+def test_resume_refuses_a_checkpoint_of_other_images_or_classes_before_reading_data(tmp_path, capsys):
+    from models.keras_ssd7 import build_model
+    from ssd_keras_cli.model_files import save_model
+    from ssd_keras_cli.training import check_resume_fits
+
+    checkpoint = str(tmp_path / "epoch-03_loss-4.2000.keras")
+    save_model(build_model((64, 64, 3), 3, scales=[0.2, 0.4, 0.6, 0.8, 0.95]), checkpoint, {"class_names": ["background", "a", "b", "c"]})
+    base = ["train", "--model", "ssd7", "--resume", checkpoint, "--data-format", "voc", "--images-dir", "/no/such/dir",
+            "--out", str(tmp_path / "run")]
+    for extra, message in ((["--image-size", "64x64", "--classes", "a,b"],
+                            f"The checkpoint {checkpoint} was trained on 3 classes (a, b, c), --classes names 2 (a, b): resume with"),
+                           (["--classes", "a,b,c"], f"The checkpoint {checkpoint} takes 64x64 images, --image-size (or --model's default) "
+                                                    "says 300x480: resume with the settings it was trained with")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Images directory not found" not in err, err
+    check_resume_fits(checkpoint, (64, 64, 3), ["background", "a", "b", "c"])  # what fits passes
+    with pytest.raises(ValueError, match=r"takes 64x64 images, image_size \(or model_name's default\) says 32x32"):
+        check_resume_fits(checkpoint, (32, 32), None)
+
+
 def test_train_goes_on_from_the_weights_of_an_original_checkpoint_at_its_epoch(shapes, tmp_path):
     # The original notebook's way to go on: load the model, fit(initial_epoch=...). Here the
     # old whole-model .h5 gives its weights, and --initial-epoch the epoch and its learning rate.
