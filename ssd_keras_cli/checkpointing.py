@@ -16,8 +16,8 @@ message names the epoch, the batch and the batch's image files, which also go to
 
 SIGINT (Ctrl-C, a notebook's "interrupt") and SIGTERM (a cluster's preemption, ``kill``)
 stop the run after the training batch in progress (`StopOnSignal`): a resume point is
-written there (at an epoch's last batch, the epoch ends first, validation and epoch
-checkpoint included) and `TrainingInterrupted` names it. A second signal stops at once.
+written there (at an epoch's last batch or during its validation, the epoch ends first,
+with its checkpoint) and `TrainingInterrupted` names it. A second signal stops at once.
 
 Where files go, under the run's folder:
 
@@ -281,13 +281,12 @@ class TrainingRecorder(keras.callbacks.Callback):
         if self.save_every and step % self.save_every == 0 and batch_in_epoch + 1 < self.steps_per_epoch:
             self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
             saved = True
-        if self.stop_signal is not None:
-            if batch_in_epoch + 1 < self.steps_per_epoch:
-                if not saved:
-                    self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
-                # Out of `fit` at once: no validation, no epoch end for a part of an epoch.
-                raise self.interrupted(self.epoch, batch_in_epoch + 1)
-            self.model.stop_training = True  # the epoch's last batch: it ends as usual, with its checkpoint
+        if self.stop_signal is not None and batch_in_epoch + 1 < self.steps_per_epoch:
+            if not saved:
+                self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
+            # Out of `fit` at once: no validation, no epoch end for a part of an epoch. (After
+            # an epoch's last batch, the epoch ends as usual, and `on_epoch_end` stops.)
+            raise self.interrupted(self.epoch, batch_in_epoch + 1)
 
     def interrupted(self, epoch, batch):
         """The `TrainingInterrupted` for a stop before `batch` of `epoch` (both 0-based)."""
@@ -314,6 +313,8 @@ class TrainingRecorder(keras.callbacks.Callback):
             self._write(os.path.join(self.out_dir, "checkpoints", name + ".keras"), state)
         else:
             self._save_resume_point(epoch + 1, 0, step, state)
+        if self.stop_signal is not None:  # it came during the epoch's last batch or its validation
+            self.model.stop_training = True
 
     # ------------------------------------------------------------ checkpoints
 
