@@ -247,6 +247,9 @@ def build_parser():
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the plumbing (seconds, low mAP)")
     demo.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
+    demo.add_argument("--resume", nargs="?", const="latest", choices=["latest"],
+                      help="go on from the newest complete checkpoint in --out, after a demo stopped by Ctrl-C or a kill "
+                           "(same flags as that run)")
     return parser
 
 
@@ -400,7 +403,12 @@ def cmd_sample_weights(args):
 def cmd_demo(args):
     from ssd_keras_cli.demo import run_demo
 
-    run_demo(args.out, data_dir=args.data, epochs=args.epochs, smoke=args.smoke, seed=args.seed, verbose=not args.quiet)
+    from ssd_keras_cli.training import latest_checkpoint
+
+    if args.resume and latest_checkpoint(args.out) is None:
+        raise UsageError(f"--resume: no checkpoint in {os.path.join(args.out, 'checkpoints')}")
+    run_demo(args.out, data_dir=args.data, epochs=args.epochs, smoke=args.smoke, seed=args.seed, verbose=not args.quiet,
+             resume=args.resume)
     return 0
 
 

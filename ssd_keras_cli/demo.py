@@ -23,8 +23,11 @@ ENCODER_OVERRIDES = dict(neg_iou_limit=0.5)
 N_DRAWN = 12
 
 
-def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, seed=0, verbose=True):
+def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, seed=0, verbose=True, resume=None):
     """Runs the demo; returns the VOC results dict (see `evaluation.evaluate_voc`).
+
+    `resume`: 'latest' goes on from the newest checkpoint in `out_dir` of an interrupted
+    demo with the same settings (`training.train`'s `resume`); it ends as that demo would have.
 
     Writes under `out_dir`: ``shapes/`` (the data set, unless `data_dir`), the training
     outputs of `training.train` (``checkpoints/``, ``training_log.csv``, ``model.keras``),
@@ -63,7 +66,7 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
                            batch_size=settings["batch_size"], optimizer="adam", learning_rate=settings["learning_rate"],
                            lr_schedule="steps", lr_boundaries=[max(1, round(0.75 * epochs))], augment="flip", seed=seed,
                            model_overrides=MODEL_OVERRIDES, encoder_overrides=ENCODER_OVERRIDES, materialize=True,
-                           workers=2, use_multiprocessing=True, verbose=int(verbose), class_names=classes)
+                           workers=2, use_multiprocessing=True, verbose=int(verbose), class_names=classes, resume=resume)
     train_time = time.time() - start - data_time
 
     height, width = settings["image_size"][:2]

@@ -19,12 +19,12 @@ SCALES = [0.2, 0.4, 0.6, 0.8, 0.95]
 CLASSES = ["background", "circle", "rectangle", "triangle"]
 
 
-def ssd_keras(*argv, timeout=600):
+def ssd_keras(*argv, timeout=600, env=None):
     """Runs the installed console script (as a user does); returns the CompletedProcess."""
     script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
     if not os.path.exists(script):
         pytest.skip("the package is not installed in this environment (pip install -e .)")
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run([script, *argv], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -229,14 +229,18 @@ def test_demo_runs_under_jax_and_pytorch(tmp_path):
     assert keras.saving.load_model(os.path.join(out, "ssd7_shapes.keras")).output.shape[1:] == (200, 6)
 
 
-def test_demo_shows_epochs_of_all_times_and_is_repeatable(tmp_path):
+def test_demo_shows_epochs_of_all_times_and_is_repeatable_even_when_interrupted(tmp_path):
     runs = []
     for k in range(2):
         out = str(tmp_path / f"demo{k}")
-        result = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out)
+        if k == 1:  # Ctrl-C in epoch 2 (4 steps an epoch), then --resume: the same demo to the end
+            stopped = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out, env={"SSD_KERAS_FAULT": "interrupt-at-step:6"})
+            assert stopped.returncode == 130 and "goes on at epoch 2, batch 3 (--resume latest)" in stopped.stderr, stopped.stderr[-2000:]
+            assert not os.path.exists(os.path.join(out, "metrics.json"))
+        result = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out, *(["--resume"] if k else []))
         assert result.returncode == 0, result.stderr[-2000:]
         # "epoch 2/2" with its loss and times, not Keras' "Epoch 2/2" of a one-epoch fit.
-        assert "epoch 1/2:" in result.stderr and "epoch 2/2:" in result.stderr and "elapsed, about" in result.stderr
+        assert ("epoch 1/2:" in result.stderr) != bool(k) and "epoch 2/2:" in result.stderr and "elapsed, about" in result.stderr
         assert "Epoch 2/2" not in result.stdout + result.stderr
         with open(os.path.join(out, "metrics.json")) as f:
             metrics = json.load(f)
