@@ -167,7 +167,7 @@ def keras2_file_advice(path, loading_failed=False):
     except (OSError, KeyError):
         return None
     config = _text(attrs.get("model_config"))
-    version = str(_text(attrs.get("keras_version")) or "")
+    version = str(_text(attrs.get("keras_version", "")))
     architecture = next((name for mark, name in _ARCHITECTURE_MARKS if mark in layer_names), "ssd300|ssd512|ssd7")
     if config is None:
         if not layer_names:
