@@ -157,7 +157,9 @@ def build_parser():
                        help="steps: divide by 10 at each --lr-boundaries epoch (SSD300 notebook); plateau: ReduceLROnPlateau and "
                             "EarlyStopping (SSD7 notebook); constant (default: %(default)s)")
     train.add_argument("--lr-boundaries", type=_int_list, default=[80, 100], metavar="E1,E2", help="epochs of the steps schedule (default: 80,100)")
-    train.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights loaded by layer name, e.g. VGG_ILSVRC_16_layers_fc_reduced.h5")
+    train.add_argument("--weights", metavar="FILE",
+                       help="starting weights: a Keras-2 .h5 loaded by layer name, e.g. VGG_ILSVRC_16_layers_fc_reduced.h5, or a Keras 3 "
+                            ".weights.h5 of the same architecture")
     train.add_argument("--resume", metavar="FILE",
                        help="go on from a checkpoint .keras file, or 'latest' for the newest complete one in --out (damaged ones "
                             "are skipped with a warning), at the batch it was written after")
@@ -193,7 +195,9 @@ def build_parser():
         group = sub.add_argument_group("model")
         group.add_argument("--model-file", metavar="FILE", help="a .keras model (training or inference mode)")
         group.add_argument("--model", choices=MODELS, help="with --weights: build this architecture instead of loading --model-file")
-        group.add_argument("--weights", metavar="FILE", help="Keras-2 .h5 weights for --model, e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5")
+        group.add_argument("--weights", metavar="FILE",
+                           help="weights for --model: a Keras-2 .h5 (loaded by layer name), e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5, "
+                                "or a Keras 3 .weights.h5 of the same architecture")
         group.add_argument("--image-size", type=_image_size, metavar="HxW", help="with --model: input size")
         group.add_argument("--scales", choices=("pascal", "coco"), default="pascal", help="with --model: anchor scales (default: pascal)")
         group.add_argument("--confidence-thresh", type=_fraction, default=confidence, help="decoding: minimum score (default: %(default)s)")

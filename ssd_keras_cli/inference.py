@@ -92,12 +92,17 @@ def _classes_of_file(model, path, layers):
 
 
 def load_weights_file(model, path, flag="--weights", for_training=False):
-    """Loads the Keras-2 weights file `path` into `model` by layer name, for the command line.
+    """Loads the weights file `path` into `model`, for the command line: a Keras-2 ``.h5``
+    (the published files, the original's checkpoints) by layer name, a Keras 3
+    ``.weights.h5`` (``model.save_weights``) as Keras does, by the model's structure.
 
     Weights that do not fit are an error that says why when it can: a file whose
     classifiers predict another number of classes than the model names the file's count and
     the flag that fixes it. For prediction, model layers the file has no weights for
     (they would predict from random values) are a warning naming them.
+
+    Returns:
+        the `WeightLoadReport` of a Keras-2 file; None for a Keras 3 one.
 
     Raises:
         FileNotFoundError, ValueError: naming `flag` and the file.
@@ -106,6 +111,24 @@ def load_weights_file(model, path, flag="--weights", for_training=False):
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{flag}: file not found: {path}")
+    if path.endswith(".weights.h5"):
+        import re
+        import warnings
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # Keras' own, about what the error will say
+                warnings.simplefilter("always")
+                model.load_weights(path)
+        except ValueError as error:
+            # Keras' message goes on with the arrays' values: its first line and the shapes suffice.
+            text = str(error)
+            shapes = re.search(r"variable\.shape=\(.*?\), Received: value\.shape=\(.*?\)", text)
+            raise ValueError(f"{flag} {path} (Keras 3 weights, which load only into the same architecture) does not fit the "
+                             f"model built from --model, --image-size, --scales and --classes: {text.splitlines()[0]}"
+                             + (f" ({shapes.group(0)})" if shapes else "")) from None
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return None
     report = load_weights_by_name(model, path, skip_mismatch=True)
     if report.mismatches:
         layers = [name for name, _ in report.mismatches]

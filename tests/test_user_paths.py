@@ -198,6 +198,15 @@ def test_weights_that_do_not_fit_the_model_name_the_cause(tmp_path):
     with pytest.warns(UserWarning, match="has no weights for 2 layers of the model, which keep random values: classes4, classes5"):
         load_weights_file(ssd7(3), partial)
     assert load_weights_file(ssd7(3), partial, for_training=True).model_only == ["classes4", "classes5"]  # a base network: no warning
+    # Keras 3's own weights files (model.save_weights) load as Keras loads them, by structure.
+    source, keras3 = ssd7(3), str(tmp_path / "mine.weights.h5")
+    source.save_weights(keras3)
+    target = ssd7(3)
+    assert load_weights_file(target, keras3) is None
+    assert all(np.array_equal(a, b) for a, b in zip(target.get_weights(), source.get_weights()))
+    with pytest.raises(ValueError, match=r"mine.weights.h5 \(Keras 3 weights, which load only into the same architecture\) does not "
+                                         r"fit .* \(variable.shape=\(3, 3, 64, 84\), Received: value.shape=\(3, 3, 64, 16\)\)$"):
+        load_weights_file(ssd7(20), keras3)
 
 
 @pytest.mark.parametrize("argv, message", [
