@@ -5,7 +5,10 @@ the `DecodeDetections` layer the builders add in 'inference' mode, with the anch
 settings read from its own `AnchorBoxes` layers, so any saved SSD can predict.
 """
 
+import json
 import os
+import re
+import warnings
 
 import cv2
 import numpy as np
@@ -112,9 +115,6 @@ def load_weights_file(model, path, flag="--weights", for_training=False):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{flag}: file not found: {path}")
     if path.endswith(".weights.h5"):
-        import re
-        import warnings
-
         try:
             with warnings.catch_warnings(record=True) as caught:  # Keras' own, about what the error will say
                 warnings.simplefilter("always")
@@ -143,8 +143,6 @@ def load_weights_file(model, path, flag="--weights", for_training=False):
         raise ValueError(f"{flag} {path} does not fit the model built from --model, --image-size and --scales "
                          f"({len(report.mismatches)} layer(s) differ: {details}{more})")
     if report.model_only and not for_training:
-        import warnings
-
         names = ", ".join(report.model_only[:4]) + (f" and {len(report.model_only) - 4} more" if len(report.model_only) > 4 else "")
         warnings.warn(f"{flag} {path} has no weights for {len(report.model_only)} layers of the model, which keep random "
                       f"values: {names}", stacklevel=2)
@@ -178,8 +176,6 @@ def keras2_file_advice(path, loading_failed=False):
         loading_failed: True once Keras failed to load it (only then is a whole Keras-2
             model reported; Keras 3 reads some of them).
     """
-    import json
-
     import h5py
 
     try:
@@ -235,8 +231,9 @@ def load_detector(path, **decode_args):
             verify(path)
         except CorruptModelFile as error:
             raise NotAModelError(f"Not a Keras model file: {error}") from None
-    if path.endswith(".h5") and keras2_file_advice(path):
-        raise NotAModelError(keras2_file_advice(path))
+    advice = keras2_file_advice(path) if path.endswith(".h5") else None
+    if advice:
+        raise NotAModelError(advice)
     try:
         model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError) as error:
