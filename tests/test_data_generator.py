@@ -240,6 +240,27 @@ def test_hdf5_round_trip_equals_the_directory(voc, tmp_path):
     assert resized.hdf5_dataset["image_shapes"][0].tolist() == [20, 30, 3]
 
 
+def _with_exif_orientation(jpeg, orientation):
+    """`jpeg` bytes with an Exif APP1 segment whose Orientation tag (0x0112) is `orientation`."""
+    tiff = b"MM\x00*" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")  # big-endian header, one IFD entry
+    tiff += (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big") + orientation.to_bytes(2, "big") + b"\x00\x00"
+    tiff += (0).to_bytes(4, "big")  # no next IFD
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def test_images_are_read_as_stored_whatever_their_exif_orientation(tmp_path):
+    # The original read with PIL, which leaves the pixels as stored; boxes annotated on them
+    # (as VOC tools do) would be wrong on an image that OpenCV's default reading rotated.
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :10] = 255  # a white band on the left
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(_with_exif_orientation(cv2.imencode(".jpg", image)[1].tobytes(), 6))  # 6: "rotate 90 degrees to view"
+    assert cv2.imread(str(path)).shape == (40, 20, 3)  # the tag is there: OpenCV's default applies it
+    loaded = load_image(str(path))
+    assert loaded.shape == (20, 40, 3) and loaded[:, :10].min() > 200 and loaded[:, 12:].max() < 50
+
+
 def test_an_hdf5_data_set_written_by_the_original_loads(tmp_path):
     # The original's create_hdf5_dataset layout: vlen uint8 images, int32 labels, vlen str ids,
     # vlen bool eval_neutral, boolean attributes (users have these files of VOC 07+12).
