@@ -34,6 +34,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -427,11 +428,49 @@ def _shutdown(processes, tasks, fds=(), readers=()):
             pass
 
 
+def _exit_with(trainer, interval=1.0):
+    """Ends this worker process once the training process `trainer` (a pid) has ended: killed
+    by SIGKILL or the out-of-memory killer, it cannot shut its workers down, and they would
+    wait for tasks, holding their memory, for ever. A pidfd tells at once (Linux); else the
+    worker looks every `interval` seconds whether it was reparented (a forked worker) or the
+    trainer is gone. (A fork-server worker's parent, the fork server, lives as long as its
+    workers do, so the trainer is watched, not the parent.)"""
+    parent = os.getppid()
+    try:
+        pidfd = os.pidfd_open(trainer)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def alive():
+        if trainer == parent:
+            return os.getppid() == parent
+        try:
+            os.kill(trainer, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    def watch():
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable once the process has ended
+        else:
+            while alive():
+                time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ssd_keras trainer watch", daemon=True).start()
+
+
 def _worker_loop(build, slots, tasks, results, worker_id, min_shared_bytes=_MIN_SHARED_BYTES):
     # Ctrl-C and a SIGTERM sent to the whole process group (a cluster's preemption) are the
     # parent's to handle: it stops after its batch in progress, then shuts the workers down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with(slots.pid if isinstance(slots, _SlotFiles) else os.getppid())
     os.environ["SSD_KERAS_BATCH_WORKER"] = str(worker_id)
     if isinstance(slots, _SlotFiles):
         # A fresh process from the fork server, whose OpenCV never started its thread

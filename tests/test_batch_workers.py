@@ -184,6 +184,47 @@ def test_a_worker_killed_while_sending_a_batch_is_reported_not_waited_for():
         signal.signal(signal.SIGALRM, previous)
 
 
+def _gone(pid):
+    """Whether process `pid` has ended (a zombie nobody reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_workers_end_when_the_training_process_is_killed(start_method):
+    # kill -9 or the out-of-memory killer leaves the parent no chance to shut its workers
+    # down: they used to wait for tasks, holding their memory, for ever.
+    import subprocess
+    import sys
+    import time
+
+    if start_method == "forkserver" and not batch_workers._forkserver_available():
+        pytest.skip("no fork server here")
+    script = ("import sys, time\n"
+              "from data_generator.batch_workers import BatchWorkers\n"
+              "pool = BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
+              "pool.submit(0, [1, 2])\n"
+              "assert pool.get(0, timeout=60) == (1, 2)\n"
+              "print(' '.join(str(p.pid) for p in pool._processes), flush=True)\n"
+              "time.sleep(600)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trainer = subprocess.Popen([sys.executable, "-c", script, start_method], stdout=subprocess.PIPE, text=True, cwd=root,
+                               env=dict(os.environ, PYTHONPATH=root))
+    try:
+        pids = [int(pid) for pid in trainer.stdout.readline().split()]
+        assert len(pids) == 2 and not any(map(_gone, pids))
+    finally:
+        trainer.kill()
+        trainer.wait()
+    deadline = time.monotonic() + 20
+    while not all(map(_gone, pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(map(_gone, pids)), [pid for pid in pids if not _gone(pid)]
+
+
 def test_workers_run_opencv_after_the_parent_used_its_thread_pool():
     threads = cv2.getNumThreads()
     try:
