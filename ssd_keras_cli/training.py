@@ -254,7 +254,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             last good checkpoint); `checkpointing.TrainingInterrupted`: on SIGINT
             (Ctrl-C, a notebook's interrupt) or SIGTERM, after the batch in progress and
             a resume point there, which ``resume='latest'`` goes on from (a second signal
-            is a KeyboardInterrupt at once).
+            is a KeyboardInterrupt at once; not with `strategy='multiworker'`).
     """
     import keras
 
@@ -368,8 +368,11 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     fit_scope = distribution.scope() if distribution is not None and extended is None else _NullScope()
     history = keras.callbacks.History()
     history.history = {}
+    # Not across workers: each would stop after its own batch and leave the others waiting
+    # in the next step's all-reduce; there a signal ends the processes as before.
+    signals = StopOnSignal(recorder) if strategy != "multiworker" else _NullScope()
     try:
-        with fit_scope, StopOnSignal(recorder):
+        with fit_scope, signals:
             if materialize:
                 _fit_materialized(model, train_data, val_data, batch_size, epochs, first_epoch, recorder, all_callbacks, progress, history)
             else:
