@@ -124,13 +124,21 @@ def subsample_classifier_weights(source_path, destination_path, classes_of_inter
         the list of kept class indices.
 
     Raises:
-        ValueError: naming the layer whose shape does not fit.
+        ValueError: naming the layer whose shape does not fit, or the classes that the
+            source does not have.
     """
     rng = as_rng(rng)
     if isinstance(classes_of_interest, (int, np.integer)):
+        if not 1 <= classes_of_interest <= n_classes_source:
+            raise ValueError(f"Cannot keep {classes_of_interest} random classes of a source with {n_classes_source} "
+                             "(background included).")
         rest = np.sort(rng.choice(np.arange(1, n_classes_source), int(classes_of_interest) - 1, replace=False))
         classes_of_interest = [0] + rest.tolist()
     classes_of_interest = [int(c) for c in classes_of_interest]
+    outside = [c for c in classes_of_interest if not 0 <= c < n_classes_source]
+    if outside:
+        raise ValueError(f"Classes {outside} are not classes of the source, which has {n_classes_source} (0 to "
+                         f"{n_classes_source - 1}, background 0 included).")
     with atomic_write(destination_path, ".h5") as tmp:
         shutil.copy(source_path, tmp)
         with h5py.File(tmp, "r+") as f:

@@ -235,9 +235,10 @@ def build_parser():
     keep = sample.add_mutually_exclusive_group(required=True)
     keep.add_argument("--keep", type=_int_list, metavar="I,J,...", help="class indices to keep, background (0) first, in the new order")
     keep.add_argument("--random", type=_positive_int, metavar="N", help="keep background and N-1 random classes")
-    sample.add_argument("--source-classes", type=_positive_int, default=81, help="classes of the source incl. background (default: %(default)s, COCO)")
+    sample.add_argument("--source-classes", type=_positive_int, help="classes of the source incl. background (default: 81, COCO)")
     sample.add_argument("--classifier-layers", metavar="NAMES",
-                        help="comma-separated class-prediction layers (default: SSD300's six *_mbox_conf layers)")
+                        help="comma-separated class-prediction layers (default: those of the file: the *_mbox_conf layers of "
+                             "SSD300 and SSD512, SSD7's classes4 to classes7)")
     sample.add_argument("--seed", type=int, help="seed for --random")
     sample.add_argument("--quiet", action="store_true", help="print nothing")
 
@@ -396,11 +397,27 @@ def cmd_sample_weights(args):
     if not os.path.isfile(args.source):
         raise FileNotFoundError(f"Weights file not found: {args.source}")
     keep = args.keep if args.keep is not None else args.random
-    layers = [name.strip() for name in args.classifier_layers.split(",")] if args.classifier_layers else SSD300_CLASSIFIER_LAYERS
-    kept = subsample_classifier_weights(args.source, args.dest, keep, n_classes_source=args.source_classes, classifier_layers=layers,
-                                        rng=args.seed)
+    if args.classifier_layers:
+        layers = [name.strip() for name in args.classifier_layers.split(",")]
+    else:  # those of the file: SSD300's, SSD512's (one more) or SSD7's
+        from models.legacy_weights import read_legacy_h5
+        from ssd_keras_cli.inference import _is_classifier
+
+        layers = [name for name, weights in read_legacy_h5(args.source).items() if weights and _is_classifier(name)]
+        if not layers:
+            raise UsageError(f"{args.source} has no class-prediction layers (*_mbox_conf, classes4...); name them with "
+                             f"--classifier-layers (SSD300's: {','.join(SSD300_CLASSIFIER_LAYERS)})")
+    source_classes = args.source_classes or 81
+    try:
+        kept = subsample_classifier_weights(args.source, args.dest, keep, n_classes_source=source_classes, classifier_layers=layers,
+                                            rng=args.seed)
+    except ValueError as error:
+        if "blocks of" in str(error) and args.source_classes is None:
+            raise ValueError(f"{error} Give --source-classes: the classes of {args.source}, background included "
+                             "(the default, 81, is COCO's).") from None
+        raise
     if not args.quiet:
-        print(f"Wrote {args.dest} with classes {kept} of {args.source_classes}")
+        print(f"Wrote {args.dest} with classes {kept} of {source_classes}")
     return 0
 
 

@@ -244,3 +244,15 @@ def test_sample_weights_command(tmp_path, capsys):
     expected = weights["classes4"][0].reshape(3, 3, 64, 4, 6)[..., [0, 4, 2]].reshape(3, 3, 64, 12)
     np.testing.assert_array_equal(kernel, expected)
     assert "classes [0, 4, 2] of 6" in capsys.readouterr().out
+    # Without --classifier-layers: the file's own (SSD7's here; the default was SSD300's only).
+    auto = str(tmp_path / "auto.h5")
+    assert main(["sample-weights", "--source", source, "--dest", auto, "--keep", "0,4,2", "--source-classes", "6"]) == 0
+    for name in layers.split(","):
+        np.testing.assert_array_equal(read_legacy_h5(auto)[name][0][1], out[name][0][1])
+    capsys.readouterr()
+    for extra, message in ((["--keep", "0,7", "--source-classes", "6"], "Classes [7] are not classes of the source, which has 6 (0 to 5"),
+                           (["--random", "9", "--source-classes", "6"], "Cannot keep 9 random classes of a source with 6"),
+                           (["--keep", "0,4"], "Layer 'classes4': 24 channels are not a whole number of blocks of 81 classes. Give --source-classes")):
+        assert main(["sample-weights", "--source", source, "--dest", str(tmp_path / "bad.h5"), *extra]) == 1
+        assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "bad.h5")
