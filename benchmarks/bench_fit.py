@@ -58,7 +58,8 @@ def main():
             timer = StepTimer()
             train("ssd7", dataset, len(SHAPE_CLASSES) - 1, os.path.join(root, "run"), image_size=(128, 128, 3), epochs=args.epochs,
                   batch_size=4, optimizer="adam", learning_rate=1e-3, lr_schedule="constant", augment="flip", seed=0,
-                  model_overrides=MODEL_OVERRIDES, encoder_overrides=ENCODER_OVERRIDES, callbacks=[timer], verbose=0, **options)
+                  model_overrides=MODEL_OVERRIDES, encoder_overrides=ENCODER_OVERRIDES, callbacks=[timer], verbose=0, overwrite=True,
+                  **options)
             rows.append((name, float(np.median(timer.per_step[1:]))))
     print(f"SSD7 128x128, batch 4, {STEPS} steps an epoch, median over epochs 2-{args.epochs}, {os.cpu_count()} CPUs")
     for name, ms in rows:

@@ -136,6 +136,34 @@ def resume_candidates(out_dir):
     return sorted(paths, key=_newness, reverse=True)
 
 
+def earlier_run(out_dir):
+    """The files of an earlier training run in `out_dir` that a new run would overwrite or
+    mix with its own: its checkpoints, resume points, ``model.keras`` and
+    ``training_log.csv`` (empty if there is none)."""
+    files = [os.path.join(out_dir, name) for name in ("model.keras", "training_log.csv")]
+    return resume_candidates(out_dir) + [path for path in files if os.path.isfile(path)]
+
+
+def check_new_run(out_dir, overwrite=False, flags=False, log=None):
+    """Before a new (not resumed) run in `out_dir`: raises a ValueError if an earlier run's
+    files are there, which it would overwrite (its model and log) or mix with its own (its
+    checkpoints, which ``--resume latest`` would then choose among); with `overwrite`,
+    deletes them instead."""
+    files = earlier_run(out_dir)
+    if not files:
+        return
+    if overwrite:
+        for path in files:
+            remove_quietly(path)
+        if log is not None:
+            log.write(f"starting over: removed {len(files)} files of the earlier run")
+        return
+    names = ("--resume latest", "--overwrite", "--out") if flags else ("resume='latest'", "overwrite=True", "out_dir")
+    raise ValueError(f"{out_dir} holds an earlier training run ({len(files)} files: {', '.join(os.path.basename(p) for p in files[:3])}"
+                     f"{', ...' if len(files) > 3 else ''}). Go on from it with {names[0]}, start over with {names[1]} (which "
+                     f"deletes them), or give another {names[2]}.")
+
+
 def find_resume_point(out_dir, log=None):
     """The newest complete checkpoint under `out_dir`: ``(path, info)``, or ``(None, {})``.
 

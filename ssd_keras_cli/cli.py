@@ -163,6 +163,9 @@ def build_parser():
     train.add_argument("--resume", metavar="FILE",
                        help="go on from a checkpoint .keras file, or 'latest' for the newest complete one in --out (damaged ones "
                             "are skipped with a warning), at the batch it was written after")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run in an --out that holds an earlier one, deleting its checkpoints, model and log "
+                            "(without it, that is an error: the new run would overwrite them)")
     train.add_argument("--save-every", type=_positive_int, metavar="STEPS",
                        help="also write a resume point every STEPS training steps (default: at the end of each epoch only)")
     train.add_argument("--initial-epoch", type=_epoch,
@@ -246,7 +249,7 @@ def build_parser():
                                description="Write the synthetic shapes data set, train SSD7 on it, evaluate VOC mAP on the held-out "
                                            "split, save the model and draw predictions.")
     backend_arg(demo)
-    demo.add_argument("--out", default="demo_output", metavar="DIR", help="(default: %(default)s)")
+    demo.add_argument("--out", default="demo_output", metavar="DIR", help="(default: %(default)s; a demo there before is replaced)")
     demo.add_argument("--data", default=None, metavar="DIR", help="where the data set goes (default: OUT/shapes)")
     demo.add_argument("--epochs", type=_positive_int, help="training epochs (default: the demo's setting)")
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the plumbing (seconds, low mAP)")
@@ -308,12 +311,15 @@ def _detector(args):
 
 def _check_train_args(args, classes):
     """Train's argument errors, found before any data is read."""
+    from ssd_keras_cli.checkpointing import check_new_run
     from ssd_keras_cli.configs import model_kwargs
     from ssd_keras_cli.training import check_initial_epoch, check_materialize, check_resume_fits, latest_checkpoint
 
     try:
         check_materialize(args.materialize, args.lr_schedule, args.steps_per_epoch, flags=True)
         check_initial_epoch(args.initial_epoch, args.epochs, flags=True)
+        if args.resume is None and not args.overwrite:
+            check_new_run(args.out, flags=True)
     except ValueError as error:
         raise UsageError(str(error)) from None
     checkpoint = latest_checkpoint(args.out) if args.resume == "latest" else args.resume
@@ -347,7 +353,7 @@ def cmd_train(args):
           learning_rate=args.lr, lr_schedule=args.lr_schedule, lr_boundaries=args.lr_boundaries, weights=args.weights, resume=args.resume,
           initial_epoch=args.initial_epoch, augment=args.augment, workers=args.workers, use_multiprocessing=args.processes,
           seed=args.seed, strategy=args.strategy, mixed_precision=args.mixed_precision, jit_compile=jit, verbose=0 if args.quiet else 1,
-          class_names=classes, save_every=args.save_every, materialize=args.materialize)
+          class_names=classes, save_every=args.save_every, materialize=args.materialize, overwrite=args.overwrite)
     print(f"Saved {os.path.join(args.out, 'model.keras')}")
     return 0
 

@@ -66,7 +66,8 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
                            batch_size=settings["batch_size"], optimizer="adam", learning_rate=settings["learning_rate"],
                            lr_schedule="steps", lr_boundaries=[max(1, round(0.75 * epochs))], augment="flip", seed=seed,
                            model_overrides=MODEL_OVERRIDES, encoder_overrides=ENCODER_OVERRIDES, materialize=True,
-                           workers=2, use_multiprocessing=True, verbose=int(verbose), class_names=classes, resume=resume)
+                           workers=2, use_multiprocessing=True, verbose=int(verbose), class_names=classes, resume=resume,
+                           overwrite=True)  # a demo run again starts over
     train_time = time.time() - start - data_time
 
     height, width = settings["image_size"][:2]

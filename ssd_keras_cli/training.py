@@ -192,7 +192,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
           steps_per_epoch=None, batch_size=32, optimizer="sgd", learning_rate=1e-3, lr_schedule="steps", lr_boundaries=(80, 100),
           weights=None, resume=None, initial_epoch=None, augment="ssd", workers=1, use_multiprocessing=False, seed=None,
           strategy="none", mixed_precision="float32", jit_compile="auto", callbacks=(), model_overrides=None, encoder_overrides=None,
-          materialize=False, verbose=1, save_every=None, class_names=None):
+          materialize=False, verbose=1, save_every=None, class_names=None, overwrite=False):
     """Trains model `model_name` on `train_dataset`; returns ``(model, history)``.
 
     Args:
@@ -243,6 +243,10 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
             ends only).
         class_names: stored in the checkpoints and ``model.keras`` ('background' first),
             for `ssd-keras predict` and `evaluate`.
+        overwrite: a new run (without `resume`) in an `out_dir` that holds an earlier
+            run's checkpoints, model or log deletes them first; without it, that is a
+            ValueError (the new run would overwrite the model and the log, and mix its
+            checkpoints with the earlier ones).
 
     Raises:
         ValueError: for bad arguments; FileNotFoundError: for a missing weights or
@@ -272,13 +276,17 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"Weights file not found: {path}")
     from ssd_keras_cli import faults
-    from ssd_keras_cli.checkpointing import (RunLog, StopOnSignal, TrainingError, TrainingRecorder, find_resume_point, restore_callback_states,
-                                             truncate_log)
+    from ssd_keras_cli.checkpointing import (RunLog, StopOnSignal, TrainingError, TrainingRecorder, check_new_run, find_resume_point,
+                                             restore_callback_states, truncate_log)
     from ssd_keras_cli.checkpointing import RESUME_DIR
     from ssd_keras_cli.model_files import ensure_writable, remove_stale_temporaries, save_model, verify
 
+    if resume is None and not overwrite:
+        check_new_run(out_dir)  # before anything is written
     ensure_writable(os.path.join(out_dir, "checkpoints"))  # before anything is read or trained
     log = RunLog(out_dir)
+    if resume is None and overwrite:
+        check_new_run(out_dir, overwrite=True, log=log)
     for folder in (os.path.join(out_dir, "checkpoints"), os.path.join(out_dir, "checkpoints", RESUME_DIR)):
         for path in remove_stale_temporaries(folder):
             log.write(f"removed {path}, left by a run killed while writing it")

@@ -160,10 +160,15 @@ def test_train_goes_on_from_the_weights_of_an_original_checkpoint_at_its_epoch(s
     old = str(tmp_path / "ssd7_epoch-02_loss-3.2100.h5")
     write_keras2_weights(old, source, whole_model=True)
     out = str(tmp_path / "run")
-    assert main(["train", "--backend", BACKEND, "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--augment", "none",
-                 "--classes", ",".join(shapes["classes"][1:]), "--weights", old, "--initial-epoch", "2", "--epochs", "3",
-                 "--steps-per-epoch", "1", "--lr", "0.001", "--lr-boundaries", "1,2", "--seed", "0", "--quiet", "--out", out,
-                 *_voc_args(shapes)]) == 0
+    argv = ["train", "--backend", BACKEND, "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--augment", "none",
+            "--classes", ",".join(shapes["classes"][1:]), "--weights", old, "--initial-epoch", "2", "--epochs", "3",
+            "--steps-per-epoch", "1", "--lr", "0.001", "--lr-boundaries", "1,2", "--seed", "0", "--quiet", "--out", out,
+            *_voc_args(shapes)]
+    os.makedirs(os.path.join(out, "checkpoints", "resume"))
+    for name in ("checkpoints/epoch-07_loss-9.9.keras", "checkpoints/resume/step-00000099.keras", "model.keras"):
+        with open(os.path.join(out, name), "w") as f:  # an earlier run's files: --overwrite deletes them
+            f.write("earlier")
+    assert main(argv + ["--overwrite"]) == 0
     with open(os.path.join(out, "training_log.csv")) as f:
         assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "2"]
     import keras
@@ -171,8 +176,11 @@ def test_train_goes_on_from_the_weights_of_an_original_checkpoint_at_its_epoch(s
     trained = keras.saving.load_model(os.path.join(out, "model.keras"))
     assert np.isclose(float(keras.ops.convert_to_numpy(trained.optimizer.learning_rate)), 1e-5)  # both boundaries passed
     with open(os.path.join(out, "train.log")) as f:
-        assert "training ssd7 from epoch 3 to 3" in f.read()
-    assert sorted(os.listdir(os.path.join(out, "checkpoints")))[0].startswith("epoch-03_loss-")
+        log = f.read()
+    assert "starting over: removed 3 files of the earlier run" in log and "training ssd7 from epoch 3 to 3" in log
+    checkpoints = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    assert len(checkpoints) == 2 and checkpoints[0].startswith("epoch-03_loss-") and checkpoints[1] == "resume"
+    assert os.listdir(os.path.join(out, "checkpoints", "resume")) == []
 
 
 def test_numbers_at_the_ends_of_their_range_are_taken():
@@ -203,6 +211,14 @@ def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
     with open(os.path.join(out, "training_log.csv")) as f:
         rows = f.read().split()
     assert rows[0].startswith("epoch") and [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+    # The same command again without --resume would overwrite the model and the log: refused
+    # before any data is read, unless --overwrite.
+    model_bytes = open(os.path.join(out, "model.keras"), "rb").read()
+    capsys.readouterr()
+    assert main(["train", *common, "--epochs", "1", "--steps-per-epoch", "2", "--data-format", "voc", "--images-dir", "/no/such/dir"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds an earlier training run (" in err and "Go on from it with --resume latest, start over with --overwrite" in err
+    assert open(os.path.join(out, "model.keras"), "rb").read() == model_bytes
 
     metrics_dir = str(tmp_path / "metrics")
     assert main(["evaluate", "--backend", BACKEND, "--model-file", os.path.join(out, "model.keras"), "--classes", ",".join(shapes["classes"][1:]),
