@@ -168,7 +168,7 @@ def build_parser():
                             "(without it, that is an error: the new run would overwrite them)")
     train.add_argument("--save-every", type=_positive_int, metavar="STEPS",
                        help="also write a resume point every STEPS training steps (default: at the end of each epoch only)")
-    train.add_argument("--initial-epoch", type=_epoch,
+    train.add_argument("--initial-epoch", type=_epoch, metavar="N",
                        help="epoch to start from, counted from 0: with --resume, instead of the checkpoint's; without, a new run "
                             "starts there with that epoch's learning rate, e.g. from the --weights of an earlier run")
     train.add_argument("--augment", choices=AUGMENTATIONS, default="ssd",
