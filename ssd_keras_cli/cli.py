@@ -306,6 +306,13 @@ def _detector(args):
         classes = stored or (list(VOC_CLASSES) if n_classes == 20 else ["background"] + [f"class_{i}" for i in range(1, n_classes + 1)])
     if len(classes) - 1 != n_classes:
         raise UsageError(f"--classes names {len(classes) - 1} classes ({', '.join(classes[1:])}), but the model has {n_classes}")
+    if stored and list(classes) != list(stored):
+        if sorted(classes) == sorted(stored):
+            raise UsageError(f"--classes lists the classes of {args.model_file} in another order ({', '.join(classes[1:])}) than it "
+                             f"was trained with ({', '.join(stored[1:])}): its class ids would name the wrong classes. Give them in "
+                             "its order, or leave out --classes")
+        warnings.warn(f"--classes ({', '.join(classes[1:])}) are not the class names stored in {args.model_file} "
+                      f"({', '.join(stored[1:])}); the model's class ids are named after --classes", stacklevel=2)
     return model, classes
 
 

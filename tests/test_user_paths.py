@@ -96,6 +96,22 @@ def test_class_names_come_from_the_model_file(models, images, tmp_path):
     assert result.returncode == 2 and "--classes names 2 classes (cat, dog), but the model has 3" in result.stderr
 
 
+def test_classes_in_another_order_than_the_model_file_are_refused(models, images, tmp_path, capsys):
+    from ssd_keras_cli.cli import main
+
+    argv = ["predict", "--model-file", str(models / "named.keras"), "--quiet", "--out", str(tmp_path / "out"), str(images)]
+    assert main(argv + ["--classes", "triangle,circle,rectangle"]) == 2  # the detections would carry the wrong names
+    err = capsys.readouterr().err
+    assert ("--classes lists the classes of " + str(models / "named.keras") + " in another order (triangle, circle, rectangle) than it "
+            "was trained with (circle, rectangle, triangle)") in err
+    assert not os.path.exists(tmp_path / "out")
+    assert main(argv + ["--classes", "disc,box,wedge", "--confidence-thresh", "0.01"]) == 0  # renamed: said, and done
+    assert ("ssd-keras predict: warning: --classes (disc, box, wedge) are not the class names stored in " + str(models / "named.keras")
+            + " (circle, rectangle, triangle)") in capsys.readouterr().err
+    names = {d["class"] for r in _detections(str(tmp_path / "out")) for d in r["detections"]}
+    assert names and names <= {"disc", "box", "wedge"}
+
+
 def test_a_corrupt_image_is_skipped_and_named(models, images, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
