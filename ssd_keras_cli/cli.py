@@ -322,6 +322,10 @@ def _check_train_args(args, classes):
     from ssd_keras_cli.configs import model_kwargs
     from ssd_keras_cli.training import check_initial_epoch, check_materialize, check_resume_fits, latest_checkpoint
 
+    if args.resume is not None and (args.overwrite or args.weights):
+        # Each would be silently ignored: a resumed run has its checkpoint's weights and folder.
+        flag = "--overwrite (a new run)" if args.overwrite else "--weights (a new run's starting weights)"
+        raise UsageError(f"--resume goes on with the checkpoint's run, weights included; leave out {flag}")
     try:
         check_materialize(args.materialize, args.lr_schedule, args.steps_per_epoch, flags=True)
         check_initial_epoch(args.initial_epoch, args.epochs, flags=True)

@@ -117,6 +117,9 @@ def test_train_refuses_a_start_it_cannot_make_before_reading_data(tmp_path, caps
     old.write_bytes(b"")
     base = ["train", "--data-format", "voc", "--images-dir", "/no/such/dir", "--out", str(tmp_path / "run")]
     for extra, message in ((["--initial-epoch", "5", "--epochs", "5"], "--initial-epoch 5 is not below --epochs 5: there would be nothing"),
+                           (["--resume", "latest", "--overwrite"], "--resume goes on with the checkpoint's run, weights included; leave "
+                                                                   "out --overwrite (a new run)"),
+                           (["--resume", "latest", "--weights", str(old)], "leave out --weights (a new run's starting weights)"),
                            (["--resume", str(old)], f"--resume takes a .keras checkpoint of ssd-keras train, not {old}; to go on from "
                                                     f"the weights of an .h5 file (e.g. a checkpoint of the original ssd_keras): "
                                                     f"--weights {old} --initial-epoch N")):
