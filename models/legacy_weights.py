@@ -15,8 +15,25 @@ import numpy as np
 from misc_utils.file_utils import open_hdf5
 
 
-def _text(value):
+def h5_text(value):
+    """The text of an HDF5 attribute value (h5py gives bytes or str)."""
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def weights_group(f):
+    """The group of an open Keras-2 ``.h5`` file that holds its layers: the root of a
+    weights file (``save_weights``), ``model_weights`` of a whole model (``save``)."""
+    return f["model_weights"] if "model_weights" in f else f
+
+
+def _layers_group(f, path):
+    group = weights_group(f)
+    if "layer_names" not in group.attrs:
+        raise ValueError(
+            f"{path} is not a Keras-2 weights file: it has no 'layer_names' attribute. "
+            "Files saved by Keras 3 end in '.weights.h5' and load with model.load_weights(path)."
+        )
+    return group
 
 
 def read_legacy_h5(path):
@@ -34,18 +51,22 @@ def read_legacy_h5(path):
             model file is read from its ``model_weights`` group).
     """
     with open_hdf5(path, "Weights file", FileNotFoundError, ValueError) as f:
-        group = f["model_weights"] if "model_weights" in f else f
-        if "layer_names" not in group.attrs:
-            raise ValueError(
-                f"{path} is not a Keras-2 weights file: it has no 'layer_names' attribute. "
-                "Files saved by Keras 3 end in '.weights.h5' and load with model.load_weights(path)."
-            )
+        group = _layers_group(f, path)
         layers = {}
-        for layer_name in (_text(n) for n in group.attrs["layer_names"]):
+        for layer_name in (h5_text(n) for n in group.attrs["layer_names"]):
             layer_group = group[layer_name]
-            names = [_text(n) for n in layer_group.attrs.get("weight_names", [])]
+            names = [h5_text(n) for n in layer_group.attrs.get("weight_names", [])]
             layers[layer_name] = [(name, np.asarray(layer_group[name])) for name in names]
         return layers
+
+
+def layers_with_weights(path):
+    """The names of the layers that have weights in a Keras-2 ``.h5`` file, in its order,
+    from its attributes alone (no weight is read). Raises as `read_legacy_h5`."""
+    with open_hdf5(path, "Weights file", FileNotFoundError, ValueError) as f:
+        group = _layers_group(f, path)
+        names = (h5_text(n) for n in group.attrs["layer_names"])
+        return [name for name in names if len(group[name].attrs.get("weight_names", []))]
 
 
 @dataclasses.dataclass

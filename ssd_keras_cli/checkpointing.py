@@ -130,10 +130,13 @@ def _newness(path):
     return -10**9 + int(match.group(1)) if match else -10**10
 
 
+def _checkpoint_files(out_dir):
+    return glob.glob(os.path.join(out_dir, "checkpoints", "*.keras")) + glob.glob(os.path.join(out_dir, "checkpoints", RESUME_DIR, "*.keras"))
+
+
 def resume_candidates(out_dir):
     """Checkpoint files under `out_dir`, the newest first."""
-    paths = glob.glob(os.path.join(out_dir, "checkpoints", "*.keras")) + glob.glob(os.path.join(out_dir, "checkpoints", RESUME_DIR, "*.keras"))
-    return sorted(paths, key=_newness, reverse=True)
+    return sorted(_checkpoint_files(out_dir), key=_newness, reverse=True)
 
 
 def earlier_run(out_dir):
@@ -141,7 +144,8 @@ def earlier_run(out_dir):
     mix with its own: its checkpoints, resume points, ``model.keras`` and
     ``training_log.csv`` (empty if there is none)."""
     files = [os.path.join(out_dir, name) for name in ("model.keras", "training_log.csv")]
-    return resume_candidates(out_dir) + [path for path in files if os.path.isfile(path)]
+    # Not `resume_candidates`: ordering them opens every checkpoint, and any order will do here.
+    return sorted(_checkpoint_files(out_dir)) + [path for path in files if os.path.isfile(path)]
 
 
 def check_new_run(out_dir, overwrite=False, flags=False, log=None):

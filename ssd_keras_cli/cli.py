@@ -417,10 +417,10 @@ def cmd_sample_weights(args):
     if args.classifier_layers:
         layers = [name.strip() for name in args.classifier_layers.split(",")]
     else:  # those of the file: SSD300's, SSD512's (one more) or SSD7's
-        from models.legacy_weights import read_legacy_h5
-        from ssd_keras_cli.inference import _is_classifier
+        from models.legacy_weights import layers_with_weights
+        from ssd_keras_cli.inference import is_classifier_layer
 
-        layers = [name for name, weights in read_legacy_h5(args.source).items() if weights and _is_classifier(name)]
+        layers = [name for name in layers_with_weights(args.source) if is_classifier_layer(name)]
         if not layers:
             raise UsageError(f"{args.source} has no class-prediction layers (*_mbox_conf, classes4...); name them with "
                              f"--classifier-layers (SSD300's: {','.join(SSD300_CLASSIFIER_LAYERS)})")

@@ -73,7 +73,7 @@ def save_model(model, path, class_names=None):
     return save(model, path, {"class_names": list(class_names)} if class_names is not None else None)
 
 
-def _is_classifier(name):
+def is_classifier_layer(name):
     """The class-prediction layers: SSD300/512's ``*_mbox_conf``, SSD7's ``classes4`` ... ``classes7``."""
     return name.endswith("_mbox_conf") or (name.startswith("classes") and name[7:].isdigit())
 
@@ -108,12 +108,10 @@ def load_weights_file(model, path, flag="--weights", for_training=False):
         the `WeightLoadReport` of a Keras-2 file; None for a Keras 3 one.
 
     Raises:
-        FileNotFoundError, ValueError: naming `flag` and the file.
+        ValueError: naming `flag` and the file (the callers check that it exists).
     """
     from models.legacy_weights import load_weights_by_name
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{flag}: file not found: {path}")
     if path.endswith(".weights.h5"):
         try:
             with warnings.catch_warnings(record=True) as caught:  # Keras' own, about what the error will say
@@ -132,7 +130,7 @@ def load_weights_file(model, path, flag="--weights", for_training=False):
     report = load_weights_by_name(model, path, skip_mismatch=True)
     if report.mismatches:
         layers = [name for name, _ in report.mismatches]
-        file_classes = _classes_of_file(model, path, layers) if all(map(_is_classifier, layers)) else None
+        file_classes = _classes_of_file(model, path, layers) if all(map(is_classifier_layer, layers)) else None
         if file_classes is not None:
             fix = (f"give --classes with its {file_classes - 1} class names, or for other classes make a file with "
                    f"`ssd-keras sample-weights`" if for_training else f"give --classes with its {file_classes - 1} class names")
@@ -157,10 +155,6 @@ class NotAModelError(ValueError):
 _ARCHITECTURE_MARKS = (("conv10_2", "ssd512"), ("conv9_2", "ssd300"), ("conv4_3_norm", "ssd300"), ("classes4", "ssd7"))
 
 
-def _text(value):
-    return value.decode("utf8") if isinstance(value, bytes) else value
-
-
 def keras2_file_advice(path, loading_failed=False):
     """What to do with a Keras-2 `.h5` file given where a model file is expected, or None.
 
@@ -178,15 +172,16 @@ def keras2_file_advice(path, loading_failed=False):
     """
     import h5py
 
+    from models.legacy_weights import h5_text, weights_group
+
     try:
         with h5py.File(path, "r") as f:
             attrs = dict(f.attrs)
-            group = f["model_weights"] if "model_weights" in f else f
-            layer_names = {str(_text(name)) for name in group.attrs.get("layer_names", [])}
+            layer_names = {h5_text(name) for name in weights_group(f).attrs.get("layer_names", [])}
     except (OSError, KeyError):
         return None
-    config = _text(attrs.get("model_config"))
-    version = str(_text(attrs.get("keras_version", "")))
+    config = h5_text(attrs["model_config"]) if "model_config" in attrs else None
+    version = h5_text(attrs.get("keras_version", ""))
     architecture = next((name for mark, name in _ARCHITECTURE_MARKS if mark in layer_names), "ssd300|ssd512|ssd7")
     if config is None:
         if not layer_names:
