@@ -137,19 +137,21 @@ def read_voc(images_dirs, image_set_filenames, annotations_dirs, classes, includ
     return filenames, image_ids, labels, eval_neutral
 
 
-def read_coco(images_dirs, annotations_filenames, ground_truth_available, include_classes, box_row, n_columns, verbose):
-    """``(filenames, image_ids, labels, maps)`` of MS COCO annotation files.
+def read_coco(images_dirs, annotations_filenames, ground_truth_available, include_classes, box_row, n_columns, verbose,
+              exclude_crowd=False):
+    """``(filenames, image_ids, labels, eval_neutral, maps)`` of MS COCO annotation files.
 
     `maps` holds `cats_to_names`, `classes_to_names`, `cats_to_classes` and
     `classes_to_cats` (class ids are consecutive, in the order of the first file's
-    categories). Boxes ``[x, y, w, h]`` become corners. Arguments as
+    categories). Boxes ``[x, y, w, h]`` become corners. `eval_neutral` flags the boxes
+    marked ``"iscrowd": 1`` (left out with `exclude_crowd`). Arguments as
     `DataGenerator.parse_json`, plus `box_row` and the number of label columns.
 
     Raises:
         DatasetError: for a missing or malformed file, or an annotation that names an
             unknown category or image.
     """
-    filenames, image_ids, labels, maps = [], [], [], {}
+    filenames, image_ids, labels, eval_neutral, maps = [], [], [], [], {}
     for k, (images_dir, path) in enumerate(zip(images_dirs, annotations_filenames)):
         try:
             with open(path, encoding="utf8") as f:
@@ -164,7 +166,7 @@ def read_coco(images_dirs, annotations_filenames, ground_truth_available, includ
                         cats_to_classes={cat["id"]: i + 1 for i, cat in enumerate(categories)},
                         classes_to_cats={i + 1: cat["id"] for i, cat in enumerate(categories)})
         cats_to_classes = maps["cats_to_classes"]
-        by_image = defaultdict(list)
+        by_image, crowd_by_image = defaultdict(list), defaultdict(list)
         if ground_truth_available:
             known_images = {image["id"] for image in images}
             for i, ann in enumerate(annotations.get("annotations", [])):
@@ -177,11 +179,16 @@ def read_coco(images_dirs, annotations_filenames, ground_truth_available, includ
                     raise DatasetError(f"{path}, annotation {i}: unknown category id {category}.")
                 if image_id not in known_images:
                     raise DatasetError(f"{path}, annotation {i}: unknown image id {image_id}.")
-                if include_classes == "all" or category in include_classes:
+                crowd = bool(ann.get("iscrowd", 0))
+                if (include_classes == "all" or category in include_classes) and not (crowd and exclude_crowd):
                     by_image[image_id].append(box_row(cats_to_classes[category], x, y, x + w, y + h))
+                    crowd_by_image[image_id].append(crowd)
         for image in tqdm(images, desc=f"Processing {os.path.basename(path)}", disable=not verbose):
             filenames.append(os.path.join(images_dir, image["file_name"]))
             image_ids.append(image["id"])
             if ground_truth_available:
                 labels.append(labels_array(by_image[image["id"]], n_columns))
-    return filenames, image_ids, labels if ground_truth_available else None, maps
+                eval_neutral.append(np.array(crowd_by_image[image["id"]], dtype=bool))
+    if not ground_truth_available:
+        labels, eval_neutral = None, None
+    return filenames, image_ids, labels, eval_neutral, maps

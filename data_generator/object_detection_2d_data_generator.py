@@ -226,28 +226,34 @@ class DataGenerator:
             self._box_row, len(self.labels_output_format), verbose and self.verbose)
         return self._finish_parse(ret, self.images, self.filenames, self.labels, self.image_ids, self.eval_neutral)
 
-    def parse_json(self, images_dirs, annotations_filenames, ground_truth_available=False, include_classes="all", ret=False, verbose=True):
+    def parse_json(self, images_dirs, annotations_filenames, ground_truth_available=False, include_classes="all", ret=False, verbose=True,
+                   exclude_crowd=False):
         """Reads MS COCO annotation files.
 
         Class ids are consecutive (1 .. number of categories, in the order of the
         first file's categories); `cats_to_classes`, `classes_to_cats`,
         `cats_to_names` and `classes_to_names` map between them and COCO's ids.
         Boxes ``[x, y, w, h]`` become corners ``(x, y, x + w, y + h)`` (floats).
+        `eval_neutral` flags the crowd boxes (``"iscrowd": 1``), as `parse_xml` flags
+        VOC's difficult ones: the `Evaluator` neither counts them nor penalises
+        detections on them, as COCO's own evaluation does (the original read them as
+        ordinary boxes).
 
         Args:
             images_dirs, annotations_filenames: parallel lists.
             ground_truth_available: read the annotations (test sets have none).
             include_classes: 'all' or a list of ORIGINAL COCO category ids to keep.
             ret: return ``(images, filenames, labels, image_ids)``.
+            exclude_crowd: leave out the crowd boxes (training sets, as torchvision's
+                detection references do).
 
         Raises:
             DatasetError: for a missing or malformed file, or an annotation that
                 names an unknown category or image.
         """
-        self.filenames, self.image_ids, self.labels, maps = read_coco(images_dirs, annotations_filenames, ground_truth_available,
-                                                                      include_classes, self._box_row, len(self.labels_output_format),
-                                                                      verbose and self.verbose)
-        self.eval_neutral = None
+        self.filenames, self.image_ids, self.labels, self.eval_neutral, maps = read_coco(
+            images_dirs, annotations_filenames, ground_truth_available, include_classes, self._box_row, len(self.labels_output_format),
+            verbose and self.verbose, exclude_crowd)
         for name, value in maps.items():  # cats_to_names, classes_to_names, cats_to_classes, classes_to_cats
             setattr(self, name, value)
         return self._finish_parse(ret, self.images, self.filenames, self.labels, self.image_ids)

@@ -105,13 +105,13 @@ def _add_data_args(parser, prefix="", required=True, help_suffix=""):
     group.add_argument(f"--{prefix}hdf5", dest=f"{dest}hdf5", metavar="FILE", help="HDF5: the data set file")
 
 
-def _load_data(args, prefix, classes, exclude_difficult, in_memory=False):
+def _load_data(args, prefix, classes, exclude_difficult=False, exclude_crowd=False, in_memory=False):
     from ssd_keras_cli.data import load_dataset
 
     get = lambda name: getattr(args, prefix + name)  # noqa: E731
     return load_dataset(get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
                         labels_file=get("labels"), input_format=args.csv_format.split(","), hdf5=get("hdf5"), classes=classes,
-                        exclude_difficult=exclude_difficult, in_memory=in_memory, verbose=not args.quiet)
+                        exclude_difficult=exclude_difficult, exclude_crowd=exclude_crowd, in_memory=in_memory, verbose=not args.quiet)
 
 
 def backend_arg(sub):
@@ -183,6 +183,7 @@ def build_parser():
                             "--lr-schedule plateau or --steps-per-epoch)")
     train.add_argument("--in-memory", action="store_true", help="decode all images into memory first")
     train.add_argument("--exclude-difficult", action="store_true", help="VOC: leave out boxes flagged difficult")
+    train.add_argument("--exclude-crowd", action="store_true", help="COCO: leave out crowd boxes (\"iscrowd\": 1)")
     train.add_argument("--strategy", choices=STRATEGIES, default="none",
                        help="several devices: mirrored (TensorFlow: all GPUs of this machine), multiworker (TensorFlow: the "
                             "machines in TF_CONFIG) or data-parallel (JAX: keras.distribution.DataParallel over all devices) "
@@ -356,8 +357,8 @@ def cmd_train(args):
 
     classes = _classes(args.classes or "voc")
     _check_train_args(args, classes)
-    train_data = _load_data(args, "", classes, args.exclude_difficult, args.in_memory)
-    val_data = _load_data(args, "val_", classes, True, args.in_memory) if args.val_data_format else None
+    train_data = _load_data(args, "", classes, args.exclude_difficult, args.exclude_crowd, args.in_memory)
+    val_data = _load_data(args, "val_", classes, True, True, args.in_memory) if args.val_data_format else None
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     train(args.model, train_data, len(classes) - 1, args.out, val_dataset=val_data, image_size=args.image_size, scales=args.scales,
           epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -376,7 +377,7 @@ def cmd_evaluate(args):
         raise UsageError("--metric coco needs --data-format coco with one --annotations file")
     model, classes = _detector(args)
     height, width = model.inputs[0].shape[1:3]
-    dataset = _load_data(args, "", classes, False)
+    dataset = _load_data(args, "", classes)
     if args.metric == "coco":
         results = evaluate_coco_metrics(model, dataset, args.annotations[0], height, width, args.batch_size, args.data_mode,
                                         args.out, verbose=not args.quiet)

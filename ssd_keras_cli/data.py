@@ -53,7 +53,7 @@ def _existing(paths, what, kind="dir"):
 
 
 def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), labels_file=None, input_format=CSV_FORMAT, hdf5=None,
-                 classes=VOC_CLASSES, exclude_difficult=False, ground_truth=True, in_memory=False, verbose=True):
+                 classes=VOC_CLASSES, exclude_difficult=False, exclude_crowd=False, ground_truth=True, in_memory=False, verbose=True):
     """Reads a data set into a `DataGenerator`.
 
     Args:
@@ -67,6 +67,7 @@ def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), lab
         hdf5: a file written by `DataGenerator.create_hdf5_dataset`.
         classes: VOC class names, 'background' first.
         exclude_difficult: leave out VOC boxes flagged difficult.
+        exclude_crowd: leave out COCO's crowd boxes (otherwise evaluation-neutral).
         ground_truth: COCO: read the boxes too.
         in_memory: decode all images up front.
         verbose: progress bars.
@@ -101,7 +102,7 @@ def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), lab
                              f"Received: {len(images_dirs)} images directories, {len(annotations)} annotation files")
         _existing(annotations, "COCO annotations file", "file")
         dataset.parse_json(images_dirs=list(images_dirs), annotations_filenames=list(annotations), ground_truth_available=ground_truth,
-                           verbose=verbose)
+                           exclude_crowd=exclude_crowd, verbose=verbose)
     else:
         if not labels_file:
             raise ValueError("The 'csv' format needs a labels file (--labels).")

@@ -194,6 +194,28 @@ def test_numbers_at_the_ends_of_their_range_are_taken():
     assert (args.lr, args.initial_epoch) == (1e-5, 0)
 
 
+def test_exclude_crowd_leaves_coco_crowd_boxes_out_of_training_and_validation(tmp_path, monkeypatch):
+    import cv2
+
+    import ssd_keras_cli.training
+
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((40, 60, 3), np.uint8))
+    coco = {"images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}], "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [5, 5, 20, 25], "iscrowd": 0},
+                            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [30, 10, 25, 25], "iscrowd": 1}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    seen = []
+    monkeypatch.setattr(ssd_keras_cli.training, "train", lambda model, data, *args, val_dataset, **kwargs: seen.append((data, val_dataset)))
+    data = ["--images-dir", str(tmp_path), "--annotations", str(tmp_path / "instances.json")]
+    argv = ["train", "--model", "ssd7", "--classes", "person", "--quiet", "--data-format", "coco", *data, "--val-data-format", "coco",
+            *[("--val-" + a[2:]) if a.startswith("--") else a for a in data]]
+    for extra, n_train in (([], 2), (["--exclude-crowd"], 1)):
+        assert main([*argv, "--out", str(tmp_path / f"run{n_train}"), *extra]) == 0
+        train_data, val_data = seen.pop()
+        assert len(train_data.labels[0]) == n_train and train_data.eval_neutral[0].tolist() == [False, True][:n_train]
+        assert val_data.labels[0].tolist() == [[1, 5, 5, 25, 30]]  # the validation loss: never the crowd
+
+
 def test_voc_needs_matching_parts(shapes, capsys):
     argv = ["train", "--data-format", "voc", "--images-dir", shapes["images_dir"], "--annotations", shapes["annotations_dir"]]
     assert main(argv) == 1
@@ -201,6 +223,7 @@ def test_voc_needs_matching_parts(shapes, capsys):
 
 
 @pytest.mark.backends
+@pytest.mark.slow
 def test_train_resume_evaluate_predict(shapes, tmp_path, capsys):
     out = str(tmp_path / "run")
     common = ["--backend", BACKEND, "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "adam", "--augment", "flip",

@@ -217,3 +217,40 @@ def test_coco_json_scored_by_pycocotools(tmp_path):
         assert results[0] == {"image_id": 11, "category_id": 4, "score": 0.9, "bbox": [5.0, 5.0, 20.0, 25.0]}
         stats = evaluate_coco(str(annotations), str(results_file), verbose=False)
         assert stats["AP"] == pytest.approx(1.0) and stats["AP50"] == pytest.approx(1.0) and len(stats) == 12
+
+
+def test_coco_crowd_boxes_are_neutral_in_the_voc_evaluation(tmp_path):
+    # A person (5..25 x 5..30) and a crowd of people (30..55 x 10..35) in one 40 x 60 image.
+    import json
+
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((40, 60, 3), np.uint8))
+    coco = {"images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}], "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [5, 5, 20, 25], "iscrowd": 0},
+                            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [30, 10, 25, 25], "iscrowd": 1}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    scale = (30 / 40, 30 / 60)
+    person, crowd = _as_predictions([[1, 5, 5, 25, 30]], scale), _as_predictions([[1, 30, 10, 55, 35]], scale, confidence=0.95)
+
+    def evaluate(detections, exclude_crowd=False):
+        dataset = DataGenerator(verbose=False)
+        dataset.parse_json([str(tmp_path)], [str(tmp_path / "instances.json")], ground_truth_available=True, verbose=False,
+                           exclude_crowd=exclude_crowd)
+        evaluator = Evaluator(_StubModel([detections]), n_classes=1, data_generator=dataset, model_mode="inference")
+        return evaluator(30, 30, batch_size=1, verbose=False), evaluator.num_gt_per_class.tolist(), dataset
+
+    # The person found, the crowd not: read as an ordinary box (the original) the crowd is a
+    # miss, recall 1/2 and 11-point AP 6/11; neutral, it counts neither way: AP 1.
+    mean_ap, num_gt, dataset = evaluate(person)
+    assert [n.tolist() for n in dataset.eval_neutral] == [[False, True]] and len(dataset.labels[0]) == 2
+    assert num_gt == [0, 1] and mean_ap == pytest.approx(1.0)
+    # A detection on the crowd, ranked first, is no false positive either.
+    assert evaluate(np.vstack([crowd, person]))[0] == pytest.approx(1.0)
+    # Left out (training sets): gone from the labels.
+    mean_ap, num_gt, dataset = evaluate(person, exclude_crowd=True)
+    assert dataset.labels[0].tolist() == [[1, 5, 5, 25, 30]] and [n.tolist() for n in dataset.eval_neutral] == [[False]]
+    assert num_gt == [0, 1] and mean_ap == pytest.approx(1.0)
+    # Without the neutral flags, as the original read them: the crowd is a missed box.
+    evaluator = Evaluator(_StubModel([person]), n_classes=1, data_generator=evaluate(person)[2], model_mode="inference")
+    assert evaluator(30, 30, batch_size=1, verbose=False, ignore_neutral_boxes=False) == pytest.approx(6 / 11)
