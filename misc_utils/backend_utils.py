@@ -64,6 +64,26 @@ def select_backend(name):
     os.environ["KERAS_BACKEND"] = name
 
 
+
+def use_jax_compilation_cache(environ=os.environ):
+    """Keeps JAX's compiled programs on disk across runs, unless the user chose otherwise.
+
+    Under JAX, building a model compiles every weight initializer once per shape (SSD300:
+    about 11 s on 2 CPU cores, against 1 s under TensorFlow or PyTorch), and each run
+    compiles its training step and predictions again. With JAX's persistent compilation
+    cache the next runs load them instead (SSD300 built in 1.5 s). `ssd-keras` calls this
+    before Keras is imported: the cache lives in ``$XDG_CACHE_HOME/ssd_keras/jax`` (else
+    ``~/.cache/ssd_keras/jax``), keeps every program however fast it compiled, and stays
+    under 2 GiB (JAX drops the least recently used). A `JAX_COMPILATION_CACHE_DIR` already
+    set, even to an empty string (no cache), is left as it is. Other backends ignore it.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in environ:
+        return
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(base, "ssd_keras", "jax")
+    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+
 # ---------------------------------------------------------------- constants on the device
 #
 # Under PyTorch, every conversion of host values to a tensor on a GPU (`ops.convert_to_tensor`

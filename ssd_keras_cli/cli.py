@@ -470,13 +470,14 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.backend:
-        from misc_utils.backend_utils import select_backend
+    from misc_utils.backend_utils import select_backend, use_jax_compilation_cache
 
+    if args.backend:
         try:
             select_backend(args.backend)
         except ValueError as error:
             parser.error(str(error))
+    use_jax_compilation_cache()
     try:
         with warnings.catch_warnings():  # puts Python's printer back afterwards
             warnings.showwarning = _warning_printer(args.command)

@@ -1,11 +1,15 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 # The backend is fixed when Keras is first imported: `make test` runs the suite once under
 # TensorFlow, then the tests marked `backends` again with KERAS_BACKEND=jax and =torch.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# `ssd-keras` under JAX keeps compiled programs in the user's cache folder unless told where:
+# the tests' runs keep them in the temporary folder (`make test` names a folder of its own).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ssd_keras_tests_jax_cache"))
 BACKEND = os.environ["KERAS_BACKEND"]
 
 import numpy as np  # noqa: E402
@@ -134,6 +138,14 @@ def random_labels(rng, n_images, n_classes, height, width, max_boxes=6, min_boxe
         ymin = rng.uniform(0, height - h)
         labels.append(np.column_stack([rng.integers(1, n_classes + 1, k), xmin, ymin, xmin + w, ymin + h]))
     return labels
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked `slow` (10 s or more: mostly fresh processes) run first. `make test`
+    has pytest-xdist hand them out one at a time in this order (--maxschedchunk 1), so the
+    long ones spread over the workers at the start and short ones fill the end, instead of
+    one worker finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

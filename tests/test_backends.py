@@ -31,6 +31,7 @@ OTHER_BACKENDS = ("jax", "torch")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.slow
 def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
     x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype("float32")
     keras.utils.set_random_seed(0)
@@ -72,6 +73,7 @@ def test_l2_normalization_under_mixed_precision():
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="JAX always compiles the step (jit_compile=False runs it op by op, 30 s "
                                                     "here); torch.compile of it takes about 80 s on 2 CPU cores (measured: the "
                                                     "same losses)")
+@pytest.mark.slow
 def test_jit_compiled_training_step_matches_the_plain_one():
     x = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3)).astype("float32")
     losses = []
@@ -84,6 +86,7 @@ def test_jit_compiled_training_step_matches_the_plain_one():
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_decoding_layers_under_jit_compile_equal_the_numpy_decoders():
     # XLA on TensorFlow and JAX, torch.compile on PyTorch: the same detections as the NumPy rule.
     from keras_layers.keras_layer_DecodeDetections import DecodeDetections
@@ -190,6 +193,24 @@ def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
             make_strategy("data-parallel")
 
 
+def test_the_jax_compilation_cache_goes_to_the_users_cache_folder_unless_chosen():
+    from misc_utils.backend_utils import use_jax_compilation_cache
+
+    home = os.path.expanduser("~")
+    for environ, folder in (({}, os.path.join(home, ".cache", "ssd_keras", "jax")),
+                            ({"XDG_CACHE_HOME": "/var/cache/me"}, "/var/cache/me/ssd_keras/jax")):
+        use_jax_compilation_cache(environ)
+        assert environ["JAX_COMPILATION_CACHE_DIR"] == folder
+        assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0" and environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2 ** 31)
+    for chosen in ("/my/cache", ""):  # "": no cache
+        environ = {"JAX_COMPILATION_CACHE_DIR": chosen}
+        use_jax_compilation_cache(environ)
+        assert environ == {"JAX_COMPILATION_CACHE_DIR": chosen}
+    environ = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "2"}
+    use_jax_compilation_cache(environ)
+    assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "2"
+
+
 def test_batch_workers_start_as_the_backend_needs(tmp_path):
     # JAX runs threads from its first computation on: its workers start from a fork
     # server, without JAX's "os.fork() was called" warning; the batches stay the same.
@@ -265,6 +286,7 @@ def test_forkserver_workers_never_run_the_users_script_again(tmp_path):
 
 @once
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
+@pytest.mark.slow
 def test_everything_runs_without_tensorflow_installed(backend, tmp_path):
     # Models, fit from keras_dataset, Evaluator, COCO JSON, .keras; TensorFlow features raise
     # BackendError. (A GPU machine may have no TensorFlow.)
@@ -289,6 +311,7 @@ def _env(backend):
 
 
 @once
+@pytest.mark.slow
 def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
     backends = ("tensorflow",) + OTHER_BACKENDS
     script = os.path.join(HERE, "_cross_backend.py")
@@ -302,6 +325,7 @@ def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
 
 
 @once
+@pytest.mark.slow
 def test_jax_data_parallel_equals_one_device_on_the_same_global_batch():
     result = run_under("jax", [os.path.join(HERE, "_data_parallel_check.py")],
                        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})

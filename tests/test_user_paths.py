@@ -20,11 +20,13 @@ CLASSES = ["background", "circle", "rectangle", "triangle"]
 
 
 def ssd_keras(*argv, timeout=600, env=None):
-    """Runs the installed console script (as a user does); returns the CompletedProcess."""
+    """Runs the installed console script (as a user does); returns the CompletedProcess.
+    `env` adds to this process's environment variables (None: removes one)."""
     script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
     if not os.path.exists(script):
         pytest.skip("the package is not installed in this environment (pip install -e .)")
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    env = {name: value for name, value in dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})).items()
+           if value is not None}  # None: not set
     return subprocess.run([script, *argv], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -64,6 +66,7 @@ def _detections(folder):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_decoding_flags_apply_to_a_model_that_already_decodes(models, images, tmp_path):
     # The saved threshold (0.01) used to win over --confidence-thresh and --top-k.
     counts = {}
@@ -80,6 +83,7 @@ def test_decoding_flags_apply_to_a_model_that_already_decodes(models, images, tm
     assert 0 < sum(counts["0.5"]) < 120
 
 
+@pytest.mark.slow
 def test_class_names_come_from_the_model_file(models, images, tmp_path):
     result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--confidence-thresh", "0.5", "--quiet", "--out",
                        str(tmp_path / "named"), str(images))
@@ -112,6 +116,7 @@ def test_classes_in_another_order_than_the_model_file_are_refused(models, images
     assert names and names <= {"disc", "box", "wedge"}
 
 
+@pytest.mark.slow
 def test_a_corrupt_image_is_skipped_and_named(models, images, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -157,6 +162,7 @@ def test_a_file_that_is_not_a_model_is_named(make, message, images, tmp_path):
     assert "not found" not in result.stderr.lower()
 
 
+@pytest.mark.slow
 def test_keras2_h5_files_given_as_a_model_name_the_flags_that_load_them(images, tmp_path):
     from conftest import write_keras2_weights
     from ssd_keras_cli.configs import build, model_kwargs
@@ -241,6 +247,7 @@ def test_argument_errors_exit_2_before_any_data_is_read(argv, message, tmp_path)
 
 @pytest.mark.backends
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow: the test below, twice")
+@pytest.mark.slow
 def test_demo_runs_under_jax_and_pytorch(tmp_path):
     out = str(tmp_path / "demo")
     result = ssd_keras("demo", "--smoke", "--epochs", "2", "--out", out)
@@ -254,6 +261,7 @@ def test_demo_runs_under_jax_and_pytorch(tmp_path):
     assert keras.saving.load_model(os.path.join(out, "ssd7_shapes.keras")).output.shape[1:] == (200, 6)
 
 
+@pytest.mark.slow
 def test_demo_shows_epochs_of_all_times_and_is_repeatable_even_when_interrupted(tmp_path):
     runs = []
     for k in range(2):
@@ -282,3 +290,20 @@ def test_demo_shows_epochs_of_all_times_and_is_repeatable_even_when_interrupted(
             assert [line.split(",")[0] for line in f.read().split()] == ["epoch", "0", "1"]  # every epoch kept
         runs.append((metrics["mAP"], metrics["final_loss"]))
     assert runs[0] == runs[1]  # seeded: the same numbers run to run
+
+
+@pytest.mark.slow
+def test_jax_runs_keep_their_compiled_programs_for_the_next_run(models, images, tmp_path):
+    # Under JAX a run compiles every weight initializer of the model and its predictions;
+    # ssd-keras keeps JAX's compilation cache in $XDG_CACHE_HOME/ssd_keras/jax, so a second
+    # run compiles nothing (SSD300's predict on 24 images: 20 s, then 12 s on 2 cores).
+    cache = tmp_path / "xdg" / "ssd_keras" / "jax"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_COMPILATION_CACHE_DIR": None, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": None}
+    entries = []
+    for k in range(2):
+        result = ssd_keras("predict", "--backend", "jax", "--model-file", str(models / "named.keras"), "--quiet", "--out",
+                           str(tmp_path / f"run{k}"), str(images), env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        entries.append(sorted(os.listdir(cache)))
+    assert len(entries[0]) > 10 and entries[1] == entries[0]  # the second run found every program there
+    assert _detections(tmp_path / "run1") == _detections(tmp_path / "run0")
