@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/ssd-keras demo --out demo_output
 
 # Everything under TensorFlow, then the backend-sensitive tests under JAX and PyTorch.
+# --maxschedchunk 1: each worker is handed one test at a time, in the order of
+# tests/conftest.py (the slow ones first), so the two end together.
 # JAX compiles the same small functions (weight initialisers, train steps) in many test
 # processes: a compilation cache shared by them, new for every run, saves a third.
 JAX_CACHE := $(VENV)/jax-cache
@@ -27,9 +29,9 @@ test: $(STAMP)
 	rm -rf $(JAX_CACHE)
 	export JAX_COMPILATION_CACHE_DIR=$(abspath $(JAX_CACHE)) JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 		JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0; \
-	$(BIN)/python -m pytest -n 2 -q tests && \
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 -q -m backends tests && \
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q -m backends tests
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q tests && \
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q -m backends tests && \
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q -m backends tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

@@ -243,6 +243,7 @@ def test_workers_run_opencv_after_the_parent_used_its_thread_pool():
         cv2.setNumThreads(threads)
 
 
+@pytest.mark.slow
 def test_close_stops_the_workers_and_the_data_set_restarts_them(tmp_path):
     dataset = _dataset(tmp_path, n=4)
     data = _data(dataset, workers=2)
@@ -284,6 +285,7 @@ def test_index_out_of_range(tmp_path):
 
 
 @pytest.mark.backends
+@pytest.mark.slow
 def test_model_fit_from_worker_processes(tmp_path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras

@@ -6,6 +6,7 @@ import pytest
 
 
 @pytest.mark.backends
+@pytest.mark.slow
 def test_bench_gpu_measures_every_figure(tmp_path):
     from benchmarks.bench_gpu import main
     from conftest import BACKEND

@@ -330,6 +330,7 @@ def test_lists_from_pickles_and_text_files(voc, tmp_path):
 
 
 @pytest.mark.backends
+@pytest.mark.slow
 def test_model_fit_runs_one_epoch_from_the_adapter(voc):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras

@@ -34,6 +34,7 @@ def test_notebook_is_in_sync_with_its_source(name):
 
 # The SSD7 notebook also runs under JAX and PyTorch (the kernel inherits KERAS_BACKEND).
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.backends) if n == "ssd7_training.ipynb" else n for n in NOTEBOOKS])
+@pytest.mark.slow
 def test_notebook_runs_in_smoke_mode(name, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_equals_one_device_on_the_same_global_batch():
     # A fresh process: logical devices must be configured before TensorFlow starts.
     result = subprocess.run([sys.executable, os.path.join(HERE, "_mirrored_check.py")], capture_output=True, text=True, timeout=600)
@@ -58,6 +59,7 @@ def _cluster(argv_of, env_of=None):
     return outputs
 
 
+@pytest.mark.slow
 def test_multiworker_strategy_equals_one_device_on_the_same_global_batch():
     # Two workers on localhost, one CPU each, the global batch of 4 split 2 + 2.
     script = os.path.join(HERE, "_multiworker_check.py")
@@ -75,6 +77,7 @@ def test_multiworker_strategy_equals_one_device_on_the_same_global_batch():
         np.testing.assert_allclose(got["weight_abs"], expected["weight_abs"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_trains_with_the_multiworker_strategy(tmp_path):
     from data_generator.synthetic_shapes import make_shapes_dataset
 
@@ -140,6 +143,7 @@ def test_tflite_ssd7_with_fast_decoding_matches_keras(exported):
     np.testing.assert_allclose(run_tflite(exported["tflite"], images), detector.predict(images.astype("float32"), verbose=0), atol=0.01)
 
 
+@pytest.mark.slow
 def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp_path):
     from ssd_keras_cli.export import convert_tflite, export_saved_model, run_tflite, tflite_interpreter
 

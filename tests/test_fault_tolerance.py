@@ -82,6 +82,7 @@ def _resume(data, out):
     return result
 
 
+@pytest.mark.slow
 def test_kill_9_at_a_random_step_then_resume_gives_the_uninterrupted_run(data, reference, tmp_path):
     # Step 10 (drawn once from 1-11 with seed 0): in the third epoch, the learning rate already
     # divided. The tests below kill at step 6 (JAX, PyTorch, materialized) and 7, a batch
@@ -95,6 +96,7 @@ def test_kill_9_at_a_random_step_then_resume_gives_the_uninterrupted_run(data, r
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.slow
 def test_kill_9_then_resume_under_jax_and_pytorch_gives_the_uninterrupted_run(data, tmp_path, backend):
     # JAX keeps the variables out of the model during an epoch (Keras syncs them back for a
     # callback that asks); PyTorch runs op by op. Measured: the same weights to the bit.
@@ -106,6 +108,7 @@ def test_kill_9_then_resume_under_jax_and_pytorch_gives_the_uninterrupted_run(da
     assert_same_run(tmp_path / "killed", final_state(tmp_path / "reference"))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_the_batch_with_a_resume_point_and_resume_gives_the_uninterrupted_run(data, reference, tmp_path):
     # As a cluster preempts a job. Without --save-every the only resume point in the middle of
     # an epoch is the one the signal makes: step 6 is batch 2 of epoch 2.
@@ -118,6 +121,7 @@ def test_sigterm_stops_after_the_batch_with_a_resume_point_and_resume_gives_the_
     assert_same_run(tmp_path, reference)
 
 
+@pytest.mark.slow
 def test_ctrl_c_at_the_last_batch_of_an_epoch_ends_the_epoch_then_stops(data, tmp_path):
     stopped = train(data, tmp_path, fault=f"interrupt-at-step:{STEPS_PER_EPOCH}", save_every=False)
     assert stopped.returncode == 128 + 2, stopped.stderr[-3000:]
@@ -128,6 +132,7 @@ def test_ctrl_c_at_the_last_batch_of_an_epoch_ends_the_epoch_then_stops(data, tm
     assert not os.path.exists(tmp_path / "model.keras")
 
 
+@pytest.mark.slow
 def test_kill_9_while_a_checkpoint_is_written_then_resume(data, reference, tmp_path):
     write = int(np.random.default_rng(7).integers(2, EPOCHS * STEPS_PER_EPOCH))
     killed = train(data, tmp_path, fault=f"kill-in-checkpoint:{write}")
@@ -144,6 +149,7 @@ def test_kill_9_while_a_checkpoint_is_written_then_resume(data, reference, tmp_p
     assert_same_run(tmp_path, reference)
 
 
+@pytest.mark.slow
 def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(data, reference, tmp_path):
     assert train(data, tmp_path, fault="kill-at-step:7").returncode == KILLED
     newest = tmp_path / "checkpoints" / "resume" / "step-00000006.keras"
@@ -155,6 +161,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(data, reference, 
     assert_same_run(tmp_path, reference)
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_naming_the_epoch_batch_and_files(data, tmp_path):
     result = train(data, tmp_path, fault="nan-at-step:6")  # epoch 2, batch 2
     assert result.returncode == 1
@@ -171,6 +178,7 @@ def test_a_nan_loss_stops_training_naming_the_epoch_batch_and_files(data, tmp_pa
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(data, tmp_path):
     result = train(data, tmp_path, fault="enospc-in-checkpoint:3")
     assert result.returncode == 1
@@ -189,6 +197,7 @@ def _make_read_only(folder):
     return lambda: os.chmod(folder, 0o755)
 
 
+@pytest.mark.slow
 def test_an_output_folder_that_cannot_be_written_is_reported_and_nothing_changes(data, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     assert train(data, tmp_path, fault="kill-at-step:3").returncode == KILLED
@@ -204,6 +213,7 @@ def test_an_output_folder_that_cannot_be_written_is_reported_and_nothing_changes
     assert after == before
 
 
+@pytest.mark.slow
 def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, reference, tmp_path):
     result = train(data, tmp_path, "--processes", "--workers", "2", fault="kill-worker-at-step:5", timeout=300)  # no hang
     assert result.returncode == 1
@@ -219,6 +229,7 @@ def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, re
 MATERIALIZED = ("--materialize", "--augment", "ssd", "--in-memory")
 
 
+@pytest.mark.slow
 def test_kill_9_in_materialized_training_then_resume_gives_the_uninterrupted_run(data, tmp_path):
     reference = tmp_path / "reference"
     result = train(data, reference, *MATERIALIZED)

@@ -46,6 +46,7 @@ def saved_models(tmp_path_factory):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_ssd300_and_ssd7_in_every_mode_reload_in_a_new_process(saved_models):
     # The original's custom_objects lacked the preprocessing layers ('Could not locate class
     # IdentityLayer'); a plain import of the SSD300 builder lacked L2Normalization. Importing

@@ -146,6 +146,7 @@ def _ssd7_batch(seed=0):
     return model, images, encoder(labels)
 
 
+@pytest.mark.slow
 def test_one_fit_step_of_ssd7_lowers_the_loss():
     model, images, y_true = _ssd7_batch()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=SSDLoss().compute_loss)
@@ -157,6 +158,7 @@ def test_one_fit_step_of_ssd7_lowers_the_loss():
     assert model.evaluate(images, y_true, verbose=0) == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_with_the_original_custom_objects(tmp_path):
     model, images, y_true = _ssd7_batch(1)
     ssd_loss = SSDLoss(neg_pos_ratio=2, alpha=0.5)

@@ -73,6 +73,7 @@ def test_decode_detections_fast_equals_loop_reference(seed):
         np.testing.assert_allclose(detections, decode_image(image_pred, 0.3, 0.45, "all", 60, 80, fast=True), atol=1e-9)
 
 
+@pytest.mark.slow
 def test_large_batch_uses_the_candidate_subset_exactly(rng):
     # SSD300 with >1024 candidates per image: the first try covers 1024 of them.
     encoder = SSDInputEncoder(**SSD300_VOC)
