@@ -235,9 +235,8 @@ class DataGenerator:
         `cats_to_names` and `classes_to_names` map between them and COCO's ids.
         Boxes ``[x, y, w, h]`` become corners ``(x, y, x + w, y + h)`` (floats).
         `eval_neutral` flags the crowd boxes (``"iscrowd": 1``), as `parse_xml` flags
-        VOC's difficult ones: the `Evaluator` neither counts them nor penalises
-        detections on them, as COCO's own evaluation does (the original read them as
-        ordinary boxes).
+        VOC's difficult ones: the `Evaluator` neither counts them nor penalises the
+        detections that match them (the original read them as ordinary boxes).
 
         Args:
             images_dirs, annotations_filenames: parallel lists.
