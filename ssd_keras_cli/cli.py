@@ -273,10 +273,10 @@ def _classes(spec):
 
 
 def _detector(args):
-    """``(decoding model, class names)`` from --model-file, or --model with --weights.
+    """``(decoding model, class names, named)`` from --model-file, or --model with --weights.
 
-    The class names are --classes, else those stored in the model file, else the 20 VOC
-    names for a model of 20 classes, else ``class_1``, ``class_2``, ...
+    The class names are --classes, else those stored in the model file (`named` True for
+    both), else the 20 VOC names for a model of 20 classes, else ``class_1``, ``class_2``, ...
 
     Raises:
         UsageError: when --classes does not match the model's number of classes.
@@ -303,6 +303,7 @@ def _detector(args):
     else:
         raise UsageError("give --model-file, or --model with --weights")
     n_classes = n_classes_of(model)
+    named = bool(classes or stored)
     if classes is None:
         classes = stored or (list(VOC_CLASSES) if n_classes == 20 else ["background"] + [f"class_{i}" for i in range(1, n_classes + 1)])
     if len(classes) - 1 != n_classes:
@@ -314,14 +315,15 @@ def _detector(args):
                              "its order, or leave out --classes")
         warnings.warn(f"--classes ({', '.join(classes[1:])}) are not the class names stored in {args.model_file} "
                       f"({', '.join(stored[1:])}); the model's class ids are named after --classes", stacklevel=2)
-    return model, classes
+    return model, classes, named
 
 
 def _check_train_args(args, classes):
-    """Train's argument errors, found before any data is read."""
+    """Train's argument errors, found before any data is read; returns the checkpoint to
+    resume from (or None). With `classes` None (not known yet) the checkpoint's classes
+    are left for `_check_resume_fits`."""
     from ssd_keras_cli.checkpointing import check_new_run
-    from ssd_keras_cli.configs import model_kwargs
-    from ssd_keras_cli.training import check_initial_epoch, check_materialize, check_resume_fits, latest_checkpoint
+    from ssd_keras_cli.training import check_initial_epoch, check_materialize, latest_checkpoint
 
     if args.resume is not None and (args.overwrite or args.weights):
         # Each would be silently ignored: a resumed run has its checkpoint's weights and folder.
@@ -344,21 +346,60 @@ def _check_train_args(args, classes):
         # ssd_keras' checkpoints were .h5 models: their weights go on, not their optimizer state.
         raise UsageError(f"--resume takes a .keras checkpoint of ssd-keras train, not {args.resume}; to go on from the weights of "
                          f"an .h5 file (e.g. a checkpoint of the original ssd_keras): --weights {args.resume} --initial-epoch N")
-    if checkpoint is not None:
-        image_size = model_kwargs(args.model, len(classes) - 1, args.image_size, args.scales)["image_size"]
-        try:
-            check_resume_fits(checkpoint, image_size, classes, flags=True)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+    if checkpoint is not None and classes is not None:
+        _check_resume_fits(args, checkpoint, classes)
+    return checkpoint
+
+
+def _check_resume_fits(args, checkpoint, classes):
+    from ssd_keras_cli.configs import model_kwargs
+    from ssd_keras_cli.training import check_resume_fits
+
+    image_size = model_kwargs(args.model, len(classes) - 1, args.image_size, args.scales)["image_size"]
+    try:
+        check_resume_fits(checkpoint, image_size, classes, flags=True)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _check_coco_classes(classes, dataset, path, what, hint, named=True):
+    """Raises `UsageError` unless `classes` ('background' first) are the categories of the COCO
+    file `path` read into `dataset`, in the file's order: `parse_json` numbers them 1 to n in
+    that order, and class ids are all a model and the data have in common. With `named`
+    False (a model whose class names are not known) only their number is compared."""
+    found = list(dataset.classes_to_names)
+    if (list(classes) == found) if named else (len(classes) == len(found)):
+        return
+    listing = lambda names: ", ".join(names[1:])  # noqa: E731
+    if not named:
+        raise UsageError(f"The model has {len(classes) - 1} classes, but {path} has {len(found) - 1} categories ({listing(found)})")
+    if sorted(classes) == sorted(found):
+        raise UsageError(f"{what} ({listing(classes)}) list the categories of {path} in another order: the file numbers them "
+                         f"{listing(found)} (class ids 1 to {len(found) - 1}), so the ids would name the wrong classes. {hint}")
+    raise UsageError(f"{what} ({listing(classes)}) are not the categories of {path} ({listing(found)}, class ids 1 to "
+                     f"{len(found) - 1} in that order). {hint}")
 
 
 def cmd_train(args):
     from ssd_keras_cli.training import train
 
-    classes = _classes(args.classes or "voc")
-    _check_train_args(args, classes)
+    # COCO files name their categories: those are the classes (--classes, if given, must agree),
+    # known once the file is read. Otherwise --classes, by default the 20 of Pascal VOC.
+    coco = args.data_format == "coco"
+    classes = None if coco else _classes(args.classes or "voc")
+    checkpoint = _check_train_args(args, classes)
     train_data = _load_data(args, "", classes, args.exclude_difficult, args.exclude_crowd, args.in_memory)
+    if coco:
+        classes = list(train_data.classes_to_names)
+        if args.classes:
+            _check_coco_classes(_classes(args.classes), train_data, args.annotations[0], "--classes",
+                                "Leave out --classes (the file names the classes), or give them in its order")
+        if checkpoint is not None:
+            _check_resume_fits(args, checkpoint, classes)
     val_data = _load_data(args, "val_", classes, True, True, args.in_memory) if args.val_data_format else None
+    if args.val_data_format == "coco":
+        _check_coco_classes(classes, val_data, args.val_annotations[0], "The training classes",
+                            "Validate on data with the training classes, in their order")
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     train(args.model, train_data, len(classes) - 1, args.out, val_dataset=val_data, image_size=args.image_size, scales=args.scales,
           epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -375,9 +416,14 @@ def cmd_evaluate(args):
 
     if args.metric == "coco" and (args.data_format != "coco" or len(args.annotations) != 1):
         raise UsageError("--metric coco needs --data-format coco with one --annotations file")
-    model, classes = _detector(args)
+    model, classes, named = _detector(args)
     height, width = model.inputs[0].shape[1:3]
     dataset = _load_data(args, "", classes)
+    if args.data_format == "coco":
+        what = "--classes" if args.classes else f"The classes of {args.model_file}"
+        _check_coco_classes(classes, dataset, args.annotations[0], what, "Evaluate on data with the model's classes, in its order",
+                            named)
+        classes = list(dataset.classes_to_names)  # the same, or names for a model that has none
     if args.metric == "coco":
         results = evaluate_coco_metrics(model, dataset, args.annotations[0], height, width, args.batch_size, args.data_mode,
                                         args.out, verbose=not args.quiet)
@@ -397,7 +443,7 @@ def cmd_predict(args):
     from ssd_keras_cli.prediction import find_images, predict_images
 
     paths = find_images(args.inputs)
-    model, classes = _detector(args)
+    model, classes, _ = _detector(args)
     records, failed = predict_images(model, paths, args.out, classes, batch_size=args.batch_size, verbose=not args.quiet)
     n_boxes = sum(len(r["detections"]) for r in records)
     print(f"{n_boxes} detections in {len(records)} images; drawn images and detections.json in {args.out}")

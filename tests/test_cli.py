@@ -194,26 +194,87 @@ def test_numbers_at_the_ends_of_their_range_are_taken():
     assert (args.lr, args.initial_epoch) == (1e-5, 0)
 
 
-def test_exclude_crowd_leaves_coco_crowd_boxes_out_of_training_and_validation(tmp_path, monkeypatch):
+def _coco_file(folder, categories=((1, "person"),), crowd=True):
+    """A 40 x 60 image with a box of the first category (5..25 x 5..30) and a crowd of it
+    (30..55 x 10..35), and the COCO file naming `categories` ((id, name) in file order)."""
     import cv2
 
+    cv2.imwrite(str(folder / "0.png"), np.zeros((40, 60, 3), np.uint8))
+    first = categories[0][0]
+    coco = {"images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}],
+            "categories": [{"id": i, "name": name} for i, name in categories],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": first, "bbox": [5, 5, 20, 25], "iscrowd": 0},
+                            {"id": 2, "image_id": 3, "category_id": first, "bbox": [30, 10, 25, 25], "iscrowd": int(crowd)}]}
+    (folder / "instances.json").write_text(json.dumps(coco))
+    return ["--images-dir", str(folder), "--annotations", str(folder / "instances.json")]
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """What `ssd-keras train` hands to `training.train`: (model, data set, class names, validation set)."""
     import ssd_keras_cli.training
 
-    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((40, 60, 3), np.uint8))
-    coco = {"images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}], "categories": [{"id": 1, "name": "person"}],
-            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [5, 5, 20, 25], "iscrowd": 0},
-                            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [30, 10, 25, 25], "iscrowd": 1}]}
-    (tmp_path / "instances.json").write_text(json.dumps(coco))
     seen = []
-    monkeypatch.setattr(ssd_keras_cli.training, "train", lambda model, data, *args, val_dataset, **kwargs: seen.append((data, val_dataset)))
-    data = ["--images-dir", str(tmp_path), "--annotations", str(tmp_path / "instances.json")]
-    argv = ["train", "--model", "ssd7", "--classes", "person", "--quiet", "--data-format", "coco", *data, "--val-data-format", "coco",
+    monkeypatch.setattr(ssd_keras_cli.training, "train", lambda model, data, *args, val_dataset, class_names, **kwargs:
+                        seen.append((model, data, class_names, val_dataset)))
+    return seen
+
+
+def test_exclude_crowd_leaves_coco_crowd_boxes_out_of_training_and_validation(tmp_path, trained):
+    data = _coco_file(tmp_path)
+    argv = ["train", "--model", "ssd7", "--quiet", "--data-format", "coco", *data, "--val-data-format", "coco",
             *[("--val-" + a[2:]) if a.startswith("--") else a for a in data]]
     for extra, n_train in (([], 2), (["--exclude-crowd"], 1)):
         assert main([*argv, "--out", str(tmp_path / f"run{n_train}"), *extra]) == 0
-        train_data, val_data = seen.pop()
+        _, train_data, _, val_data = trained.pop()
         assert len(train_data.labels[0]) == n_train and train_data.eval_neutral[0].tolist() == [False, True][:n_train]
         assert val_data.labels[0].tolist() == [[1, 5, 5, 25, 30]]  # the validation loss: never the crowd
+
+
+def test_coco_training_takes_the_class_names_of_the_file(tmp_path, trained, capsys):
+    # parse_json numbers the categories 1..n in the file's order. The command trained a model
+    # of --classes, by default the 20 VOC names ("aeroplane" drawn for a triangle), and
+    # --classes in another order than the file's named every class wrongly.
+    data = _coco_file(tmp_path, [(7, "triangle"), (2, "circle"), (5, "rectangle")])
+    argv = ["train", "--model", "ssd7", "--quiet", "--data-format", "coco", *data, "--out", str(tmp_path / "run"), "--overwrite"]
+    for extra in ([], ["--classes", "triangle,circle,rectangle"]):
+        assert main([*argv, *extra]) == 0
+        model, train_data, class_names, _ = trained.pop()
+        assert class_names == ["background", "triangle", "circle", "rectangle"] and train_data.labels[0][:, 0].tolist() == [1, 1]
+    assert main([*argv, "--classes", "circle,rectangle,triangle"]) == 2
+    assert ("--classes (circle, rectangle, triangle) list the categories of " + data[3] + " in another order: the file numbers "
+            "them triangle, circle, rectangle (class ids 1 to 3)") in capsys.readouterr().err
+    assert main([*argv, "--classes", "person"]) == 2
+    assert "--classes (person) are not the categories of" in capsys.readouterr().err
+    # A validation set must have the training classes, in their order.
+    val = tmp_path / "val"
+    val.mkdir()
+    val_data = _coco_file(val, [(2, "circle"), (5, "rectangle"), (7, "triangle")])
+    assert main([*argv, "--val-data-format", "coco", *[("--val-" + a[2:]) if a.startswith("--") else a for a in val_data]]) == 2
+    assert "The training classes (triangle, circle, rectangle) list the categories of" in capsys.readouterr().err
+    assert not trained
+
+
+def test_evaluate_on_coco_data_refuses_a_model_of_other_classes(tmp_path, capsys):
+    from models.keras_ssd7 import build_model
+    from ssd_keras_cli.inference import save_model
+
+    data = _coco_file(tmp_path, [(7, "triangle"), (2, "circle"), (5, "rectangle")], crowd=False)
+    model = build_model((64, 64, 3), 3, mode="inference", scales=[0.2, 0.4, 0.6, 0.8, 0.95])
+    argv = ["evaluate", "--quiet", "--data-format", "coco", *data, "--batch-size", "1"]
+    for names, status in ((["triangle", "circle", "rectangle"], 0), (["circle", "rectangle", "triangle"], 2), (None, 0)):
+        path = str(tmp_path / "model.keras")
+        save_model(model, path, None if names is None else ["background", *names])
+        assert main([*argv, "--model-file", path]) == status
+        out, err = capsys.readouterr()
+        if status:  # the model's class 1 (circle) would have been scored against the file's class 1 (triangle)
+            assert (f"The classes of {path} (circle, rectangle, triangle) list the categories of {data[3]} in another order" in err)
+        else:  # a model without names gets the file's in the table
+            assert [line.split()[0] for line in out.splitlines()[1:4]] == ["triangle", "circle", "rectangle"]
+    two = build_model((64, 64, 3), 2, mode="inference", scales=[0.2, 0.4, 0.6, 0.8, 0.95])
+    save_model(two, str(tmp_path / "two.keras"))
+    assert main([*argv, "--model-file", str(tmp_path / "two.keras")]) == 2
+    assert "The model has 2 classes, but " + data[3] + " has 3 categories (triangle, circle, rectangle)" in capsys.readouterr().err
 
 
 def test_voc_needs_matching_parts(shapes, capsys):
