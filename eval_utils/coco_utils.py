@@ -59,6 +59,10 @@ def predict_all_to_json(out_file, model, img_height, img_width, classes_to_cats,
 def evaluate_coco(annotations_file, results_file, verbose=True):
     """Runs pycocotools' COCOeval (bbox) and returns its 12 standard numbers.
 
+    Annotations without ``iscrowd`` count as not crowd, and without ``area`` get their
+    box's area (files converted from other formats often lack both, which `parse_json`
+    does not need; pycocotools failed with ``KeyError: 'iscrowd'``).
+
     Returns:
         dict name -> value, names ``AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100,
         ARs, ARm, ARl`` (-1 where COCO has nothing to measure, e.g. no small objects).
@@ -78,6 +82,10 @@ def evaluate_coco(annotations_file, results_file, verbose=True):
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with quiet:
         coco_gt = COCO(annotations_file)
+        for ann in coco_gt.dataset.get("annotations", []):  # the index holds these same dicts
+            ann.setdefault("iscrowd", 0)
+            if "area" not in ann:
+                ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
         coco_dt = coco_gt.loadRes(results_file)
         evaluation = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluation.params.imgIds = sorted(coco_gt.getImgIds())

@@ -217,6 +217,11 @@ def test_coco_json_scored_by_pycocotools(tmp_path):
         assert results[0] == {"image_id": 11, "category_id": 4, "score": 0.9, "bbox": [5.0, 5.0, 20.0, 25.0]}
         stats = evaluate_coco(str(annotations), str(results_file), verbose=False)
         assert stats["AP"] == pytest.approx(1.0) and stats["AP50"] == pytest.approx(1.0) and len(stats) == 12
+        # A file without 'iscrowd' and 'area' (converted from another format): the same numbers
+        # (pycocotools alone raised KeyError: 'iscrowd').
+        bare = dict(coco, annotations=[{k: v for k, v in a.items() if k not in ("iscrowd", "area")} for a in coco["annotations"]])
+        (tmp_path / "bare.json").write_text(json.dumps(bare))
+        assert evaluate_coco(str(tmp_path / "bare.json"), str(results_file), verbose=False) == stats
 
 
 def test_coco_crowd_boxes_are_neutral_in_the_voc_evaluation(tmp_path):
