@@ -272,6 +272,9 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     check_initial_epoch(initial_epoch, epochs)
     if train_dataset.labels is None:
         raise ValueError("The training data set has no labels.")
+    check_class_ids(train_dataset, n_classes)
+    if val_dataset is not None:
+        check_class_ids(val_dataset, n_classes, "validation")
     for path in (weights,):
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"Weights file not found: {path}")
@@ -459,6 +462,27 @@ def check_resume_fits(path, image_size, class_names, flags=False):
         names = "--classes" if flags else "class_names"
         raise ValueError(f"The checkpoint {path} was trained on {len(stored) - 1} classes ({', '.join(stored[1:])}), {names} "
                          f"names {len(class_names) - 1} ({', '.join(class_names[1:])}): resume with the classes it was trained on")
+
+
+def check_class_ids(dataset, n_classes, which="training"):
+    """Raises ValueError naming the first image of `dataset` with a box whose class id is not
+    one of the model's, 1 to `n_classes` (found before training, not by the label encoder
+    in some batch: "Batch item 0, box 0 has class_id 3")."""
+    if dataset.labels is None or not len(dataset.labels):
+        return
+    column, width = list(dataset.labels_output_format).index("class_id"), len(dataset.labels_output_format)
+    ids = [np.asarray(labels, dtype=np.float64).reshape(-1, width)[:, column] for labels in dataset.labels]
+    ends = np.cumsum([len(image_ids) for image_ids in ids])
+    ids = np.concatenate(ids)
+    bad = np.flatnonzero((ids < 1) | (ids > n_classes) | (ids != np.round(ids)))
+    if not len(bad):
+        return
+    image = int(np.searchsorted(ends, bad[0], side="right"))
+    box = int(bad[0] - (ends[image - 1] if image else 0))
+    name = dataset.filenames[image] if dataset.filenames is not None else f"item {image}"
+    raise ValueError(f"The {which} data: {name}, box {box}, has class id {ids[bad[0]]:g}, but the model has {n_classes} classes "
+                     f"(ids 1 to {n_classes}); {len(bad)} box(es) in all. Give the class names of the data (--classes), "
+                     f"or leave those boxes out")
 
 
 def check_initial_epoch(initial_epoch, epochs, flags=False):

@@ -277,6 +277,36 @@ def test_evaluate_on_coco_data_refuses_a_model_of_other_classes(tmp_path, capsys
     assert "The model has 2 classes, but " + data[3] + " has 3 categories (triangle, circle, rectangle)" in capsys.readouterr().err
 
 
+def test_class_ids_beyond_the_models_are_named_before_training(tmp_path, capsys):
+    # The label encoder found them in some batch: "Batch item 0, box 0 has class_id 3".
+    import cv2
+
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+    from ssd_keras_cli.training import check_class_ids
+
+    rows = ["frame,xmin,xmax,ymin,ymax,class_id"]
+    for i, ids in enumerate([[1, 2], [2], [], [1, 3, 4]]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((40, 60, 3), np.uint8))
+        rows += [f"{i}.png,{5 + k},{20 + k},5,30,{c}" for k, c in enumerate(ids)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    argv = ["train", "--model", "ssd7", "--quiet", "--data-format", "csv", "--images-dir", str(tmp_path), "--labels",
+            str(tmp_path / "labels.csv"), "--out", str(tmp_path / "run")]
+    assert main([*argv, "--classes", "a,b"]) == 1
+    assert (f"The training data: {tmp_path / '3.png'}, box 1, has class id 3, but the model has 2 classes (ids 1 to 2); "
+            "2 box(es) in all") in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "run")  # nothing written
+    dataset = DataGenerator(filenames=[str(tmp_path / "0.png")] * 3, labels=[np.zeros((0, 5)), np.array([[1, 0, 0, 9, 9]]),
+                                                                              np.array([[2, 0, 0, 9, 9], [1, 1, 1, 5, 5]])],
+                            verbose=False)
+    check_class_ids(dataset, 2)
+    dataset.labels[2][1, 0] = 1.5  # not an integer
+    with pytest.raises(ValueError, match=r"0.png, box 1, has class id 1.5"):
+        check_class_ids(dataset, 2, "validation")
+    dataset.labels[2][1, 0] = 0  # the background
+    with pytest.raises(ValueError, match=r"The validation data: .*0.png, box 1, has class id 0, but the model has 2 classes"):
+        check_class_ids(dataset, 2, "validation")
+
+
 def test_voc_needs_matching_parts(shapes, capsys):
     argv = ["train", "--data-format", "voc", "--images-dir", shapes["images_dir"], "--annotations", shapes["annotations_dir"]]
     assert main(argv) == 1
