@@ -9,21 +9,31 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def find_images(inputs):
-    """Image files from a list of files and directories (directories: their images, sorted).
+    """Image files from a list of files and directories (directories: their images, sorted,
+    not those of their subfolders). A file given twice (by name and in its folder) is
+    listed once.
 
     Raises:
-        FileNotFoundError: naming an input that does not exist, or if no image is found.
+        FileNotFoundError: naming an input that does not exist, or if no image is found
+            (naming the subfolders of the directories given, if they have any).
     """
-    paths = []
+    paths, seen, subfolders = [], set(), []
     for item in inputs:
         if os.path.isdir(item):
-            paths += sorted(os.path.join(item, name) for name in os.listdir(item) if name.lower().endswith(IMAGE_EXTENSIONS))
+            names = sorted(os.listdir(item))
+            found = [os.path.join(item, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+            subfolders += [os.path.join(item, name) for name in names if os.path.isdir(os.path.join(item, name))]
         elif os.path.isfile(item):
-            paths.append(item)
+            found = [item]
         else:
             raise FileNotFoundError(f"Input not found: {item}")
+        for path in found:
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                paths.append(path)
     if not paths:
-        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}")
+        hint = f"; its subfolders are not searched, give them instead: {' '.join(subfolders[:5])}" if subfolders else ""
+        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}{hint}")
     return paths
 
 

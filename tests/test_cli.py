@@ -307,6 +307,22 @@ def test_class_ids_beyond_the_models_are_named_before_training(tmp_path, capsys)
         check_class_ids(dataset, 2, "validation")
 
 
+def test_predict_inputs_are_listed_once_and_a_folder_of_folders_is_named(tmp_path):
+    from ssd_keras_cli.prediction import find_images
+
+    (tmp_path / "photos" / "day1").mkdir(parents=True)
+    (tmp_path / "photos" / "day2").mkdir()
+    for name in ("photos/day1/a.jpg", "photos/day1/b.PNG", "photos/day1/notes.txt", "photos/day2/a.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    day1 = str(tmp_path / "photos" / "day1")
+    assert find_images([day1]) == [os.path.join(day1, "a.jpg"), os.path.join(day1, "b.PNG")]
+    # Named and in its folder: once (it was predicted twice).
+    assert find_images([os.path.join(day1, "b.PNG"), day1]) == [os.path.join(day1, "b.PNG"), os.path.join(day1, "a.jpg")]
+    with pytest.raises(FileNotFoundError, match=r"No images .* its subfolders are not searched, give them instead: "
+                                                 rf"{day1} {tmp_path / 'photos' / 'day2'}$"):
+        find_images([str(tmp_path / "photos")])
+
+
 def test_voc_needs_matching_parts(shapes, capsys):
     argv = ["train", "--data-format", "voc", "--images-dir", shapes["images_dir"], "--annotations", shapes["annotations_dir"]]
     assert main(argv) == 1
