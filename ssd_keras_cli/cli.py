@@ -386,13 +386,14 @@ def cmd_train(args):
     # COCO files name their categories: those are the classes (--classes, if given, must agree),
     # known once the file is read. Otherwise --classes, by default the 20 of Pascal VOC.
     coco = args.data_format == "coco"
-    classes = None if coco else _classes(args.classes or "voc")
+    given = _classes(args.classes) if args.classes else None
+    classes = None if coco else given or _classes("voc")
     checkpoint = _check_train_args(args, classes)
     train_data = _load_data(args, "", classes, args.exclude_difficult, args.exclude_crowd, args.in_memory)
     if coco:
         classes = list(train_data.classes_to_names)
-        if args.classes:
-            _check_coco_classes(_classes(args.classes), train_data, args.annotations[0], "--classes",
+        if given:
+            _check_coco_classes(given, train_data, args.annotations[0], "--classes",
                                 "Leave out --classes (the file names the classes), or give them in its order")
         if checkpoint is not None:
             _check_resume_fits(args, checkpoint, classes)

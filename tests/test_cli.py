@@ -246,6 +246,9 @@ def test_coco_training_takes_the_class_names_of_the_file(tmp_path, trained, caps
             "them triangle, circle, rectangle (class ids 1 to 3)") in capsys.readouterr().err
     assert main([*argv, "--classes", "person"]) == 2
     assert "--classes (person) are not the categories of" in capsys.readouterr().err
+    missing = [str(tmp_path / "missing.json") if a == data[3] else a for a in argv]
+    assert main([*missing, "--classes", "names.txt"]) == 2  # before the data is read
+    assert "Class names file not found: names.txt" in capsys.readouterr().err
     # A validation set must have the training classes, in their order.
     val = tmp_path / "val"
     val.mkdir()
