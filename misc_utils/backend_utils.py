@@ -76,11 +76,25 @@ def use_jax_compilation_cache(environ=os.environ):
     ``~/.cache/ssd_keras/jax``), keeps every program however fast it compiled, and stays
     under 2 GiB (JAX drops the least recently used). A `JAX_COMPILATION_CACHE_DIR` already
     set, even to an empty string (no cache), is left as it is. Other backends ignore it.
+    Without the `filelock` package (JAX bounds a cache's size only with it; PyTorch
+    installs it) or a folder that can be written, there is no cache: JAX would warn at
+    the first compilation instead.
     """
     if "JAX_COMPILATION_CACHE_DIR" in environ:
         return
+    try:
+        import filelock  # noqa: F401
+    except ImportError:
+        return
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(base, "ssd_keras", "jax")
+    folder = os.path.join(base, "ssd_keras", "jax")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    if not os.access(folder, os.W_OK):
+        return
+    environ["JAX_COMPILATION_CACHE_DIR"] = folder
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 

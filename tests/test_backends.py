@@ -193,15 +193,25 @@ def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
             make_strategy("data-parallel")
 
 
-def test_the_jax_compilation_cache_goes_to_the_users_cache_folder_unless_chosen():
+def test_the_jax_compilation_cache_goes_to_the_users_cache_folder_unless_chosen(tmp_path, monkeypatch):
     from misc_utils.backend_utils import use_jax_compilation_cache
 
-    home = os.path.expanduser("~")
-    for environ, folder in (({}, os.path.join(home, ".cache", "ssd_keras", "jax")),
-                            ({"XDG_CACHE_HOME": "/var/cache/me"}, "/var/cache/me/ssd_keras/jax")):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for environ, folder in (({}, tmp_path / "home" / ".cache" / "ssd_keras" / "jax"),
+                            ({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "ssd_keras" / "jax")):
         use_jax_compilation_cache(environ)
-        assert environ["JAX_COMPILATION_CACHE_DIR"] == folder
+        assert environ["JAX_COMPILATION_CACHE_DIR"] == str(folder) and folder.is_dir()
         assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0" and environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2 ** 31)
+    # No cache where JAX would fail to make one (it warned at the first compilation): a
+    # folder that cannot be made, or no filelock package.
+    (tmp_path / "file").write_text("")
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "file")}
+    use_jax_compilation_cache(environ)
+    assert "JAX_COMPILATION_CACHE_DIR" not in environ
+    monkeypatch.setitem(sys.modules, "filelock", None)
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    use_jax_compilation_cache(environ)
+    assert environ == {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
     for chosen in ("/my/cache", ""):  # "": no cache
         environ = {"JAX_COMPILATION_CACHE_DIR": chosen}
         use_jax_compilation_cache(environ)
