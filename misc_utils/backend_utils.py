@@ -78,7 +78,8 @@ def use_jax_compilation_cache(environ=os.environ):
     set, even to an empty string (no cache), is left as it is. Other backends ignore it.
     Without the `filelock` package (JAX bounds a cache's size only with it; PyTorch
     installs it) or a folder that can be written, there is no cache: JAX would warn at
-    the first compilation instead.
+    the first compilation instead. Nothing is written here: JAX makes the folder when it
+    first compiles (never under the other backends).
     """
     if "JAX_COMPILATION_CACHE_DIR" in environ:
         return
@@ -87,12 +88,10 @@ def use_jax_compilation_cache(environ=os.environ):
     except ImportError:
         return
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "ssd_keras", "jax")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return
-    if not os.access(folder, os.W_OK):
+    folder = existing = os.path.join(base, "ssd_keras", "jax")
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # JAX makes the folders when it first compiles
+    if not (os.path.isdir(existing) and os.access(existing, os.W_OK)):
         return
     environ["JAX_COMPILATION_CACHE_DIR"] = folder
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
