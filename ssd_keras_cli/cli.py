@@ -421,9 +421,15 @@ def cmd_evaluate(args):
     height, width = model.inputs[0].shape[1:3]
     dataset = _load_data(args, "", classes)
     if args.data_format == "coco":
+        found = list(dataset.classes_to_names)
+        if named and list(classes) != found and sorted(classes) == sorted(found):
+            from ssd_keras_cli.data import renumber_classes
+
+            renumber_classes(dataset, classes)
+            warnings.warn(f"{args.annotations[0]} numbers its categories in another order ({', '.join(found[1:])}) than the "
+                          f"model its classes ({', '.join(classes[1:])}): they are matched by name", stacklevel=2)
         what = "--classes" if args.classes else f"The classes of {args.model_file}"
-        _check_coco_classes(classes, dataset, args.annotations[0], what, "Evaluate on data with the model's classes, in its order",
-                            named)
+        _check_coco_classes(classes, dataset, args.annotations[0], what, "Evaluate on data with the model's classes", named)
         classes = list(dataset.classes_to_names)  # the same, or names for a model that has none
     if args.metric == "coco":
         results = evaluate_coco_metrics(model, dataset, args.annotations[0], height, width, args.batch_size, args.data_mode,

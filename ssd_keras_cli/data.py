@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from data_generator.object_detection_2d_data_generator import VOC_CLASSES, DataGenerator
 
 FORMATS = ("voc", "coco", "csv", "hdf5")
@@ -42,6 +44,27 @@ def read_classes(spec):
     if len(set(names)) != len(names):
         raise ClassesError(f"Expected distinct class names. Received: {names}")
     return names
+
+
+def renumber_classes(dataset, class_names):
+    """Gives the classes of a COCO data set (read with `parse_json`, which numbers the
+    categories in the file's order) the ids of `class_names` ('background' first): the
+    same names in another order. Renumbers the labels and the id maps in place.
+
+    Raises:
+        ValueError: if `class_names` are not the data set's classes.
+    """
+    found = list(dataset.classes_to_names)
+    if sorted(found) != sorted(class_names):
+        raise ValueError(f"Expected the classes {found[1:]} in some order. Received: {list(class_names)[1:]}")
+    new_id = np.array([list(class_names).index(name) for name in found])  # the data's id -> the model's
+    column = list(dataset.labels_output_format).index("class_id")
+    for labels in dataset.labels or []:
+        if len(labels):
+            labels[:, column] = new_id[labels[:, column].astype(int)]
+    dataset.classes_to_cats = {int(new_id[old]): cat for old, cat in dataset.classes_to_cats.items()}
+    dataset.cats_to_classes = {cat: int(new_id[old]) for cat, old in dataset.cats_to_classes.items()}
+    dataset.classes_to_names = list(class_names)
 
 
 def _existing(paths, what, kind="dir"):

@@ -38,12 +38,13 @@ def format_voc_table(results, classes):
 
 def evaluate_coco_metrics(model, dataset, annotations_file, img_height, img_width, batch_size=8, data_mode="resize", out_dir=None,
                           verbose=True):
-    """COCO's 12 metrics of a decoding model on a data set read with `parse_json`."""
+    """COCO's 12 metrics of a decoding model on a data set read with `parse_json` (its
+    `classes_to_cats` give the category of each of the model's class ids)."""
     import tempfile
 
     from eval_utils.coco_utils import evaluate_coco, get_coco_category_maps, predict_all_to_json
 
-    _, classes_to_cats, _, _ = get_coco_category_maps(annotations_file)
+    classes_to_cats = getattr(dataset, "classes_to_cats", None) or get_coco_category_maps(annotations_file)[1]
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         results_file = os.path.join(out_dir, "detections_coco.json")

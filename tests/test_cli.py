@@ -258,26 +258,50 @@ def test_coco_training_takes_the_class_names_of_the_file(tmp_path, trained, caps
     assert not trained
 
 
-def test_evaluate_on_coco_data_refuses_a_model_of_other_classes(tmp_path, capsys):
+def test_evaluate_on_coco_data_matches_the_models_classes_by_name(tmp_path, capsys):
+    # The model's class 1 (circle) was scored against the file's class 1 (triangle).
     from models.keras_ssd7 import build_model
     from ssd_keras_cli.inference import save_model
 
-    data = _coco_file(tmp_path, [(7, "triangle"), (2, "circle"), (5, "rectangle")], crowd=False)
+    data = _coco_file(tmp_path, [(7, "triangle"), (2, "circle"), (5, "rectangle")], crowd=False)  # two triangles
     model = build_model((64, 64, 3), 3, mode="inference", scales=[0.2, 0.4, 0.6, 0.8, 0.95])
     argv = ["evaluate", "--quiet", "--data-format", "coco", *data, "--batch-size", "1"]
-    for names, status in ((["triangle", "circle", "rectangle"], 0), (["circle", "rectangle", "triangle"], 2), (None, 0)):
+    for names, table in ((["triangle", "circle", "rectangle"], None), (["circle", "rectangle", "triangle"], None),
+                         (None, ["triangle", "circle", "rectangle"])):
         path = str(tmp_path / "model.keras")
         save_model(model, path, None if names is None else ["background", *names])
-        assert main([*argv, "--model-file", path]) == status
+        assert main([*argv, "--model-file", path]) == 0
         out, err = capsys.readouterr()
-        if status:  # the model's class 1 (circle) would have been scored against the file's class 1 (triangle)
-            assert (f"The classes of {path} (circle, rectangle, triangle) list the categories of {data[3]} in another order" in err)
-        else:  # a model without names gets the file's in the table
-            assert [line.split()[0] for line in out.splitlines()[1:4]] == ["triangle", "circle", "rectangle"]
+        rows = [line.split() for line in out.splitlines()[1:4]]
+        # The table in the model's order (a model without names: the file's), the triangles under "triangle".
+        assert [row[0] for row in rows] == (table or names) and {row[0]: int(row[2]) for row in rows}["triangle"] == 2
+        assert ("numbers its categories in another order" in err) == (names == ["circle", "rectangle", "triangle"])
+    save_model(model, path, ["background", "circle", "square", "triangle"])
+    assert main([*argv, "--model-file", path]) == 2
+    assert f"The classes of {path} (circle, square, triangle) are not the categories of {data[3]}" in capsys.readouterr().err
     two = build_model((64, 64, 3), 2, mode="inference", scales=[0.2, 0.4, 0.6, 0.8, 0.95])
     save_model(two, str(tmp_path / "two.keras"))
     assert main([*argv, "--model-file", str(tmp_path / "two.keras")]) == 2
     assert "The model has 2 classes, but " + data[3] + " has 3 categories (triangle, circle, rectangle)" in capsys.readouterr().err
+
+
+def test_coco_metrics_of_a_model_whose_classes_the_file_orders_otherwise(tmp_path):
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+    from ssd_keras_cli.data import renumber_classes
+    from ssd_keras_cli.evaluation import evaluate_coco_metrics
+    from test_evaluator import _as_predictions, _StubModel
+
+    data = _coco_file(tmp_path, [(7, "triangle"), (2, "circle")], crowd=False)
+    dataset = DataGenerator(verbose=False)
+    dataset.parse_json([data[1]], [data[3]], ground_truth_available=True, verbose=False)
+    renumber_classes(dataset, ["background", "circle", "triangle"])  # the model's order
+    assert dataset.labels[0][:, 0].tolist() == [2, 2] and dataset.classes_to_cats == {1: 2, 2: 7}
+    # The model finds both triangles, as its class 2: category 7, so AP 1.
+    found = _as_predictions([[2, 5, 5, 25, 30], [2, 30, 10, 55, 35]], (30 / 40, 30 / 60))
+    metrics = evaluate_coco_metrics(_StubModel([found]), dataset, data[3], 30, 30, batch_size=1, verbose=False)
+    assert metrics["AP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="Expected the classes"):
+        renumber_classes(dataset, ["background", "circle", "square"])
 
 
 def test_class_ids_beyond_the_models_are_named_before_training(tmp_path, capsys):
