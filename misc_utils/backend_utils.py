@@ -64,7 +64,6 @@ def select_backend(name):
     os.environ["KERAS_BACKEND"] = name
 
 
-
 def use_jax_compilation_cache(environ=os.environ):
     """Keeps JAX's compiled programs on disk across runs, unless the user chose otherwise.
 
@@ -96,6 +95,7 @@ def use_jax_compilation_cache(environ=os.environ):
     environ["JAX_COMPILATION_CACHE_DIR"] = folder
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+
 
 # ---------------------------------------------------------------- constants on the device
 #
