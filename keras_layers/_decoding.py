@@ -85,13 +85,16 @@ def first_max(values, axis=-1):
     return ops.min(ops.where(values == best, positions, scalar_like(size, positions)), axis=axis)
 
 
-def _gather(values, indices):
-    """``values[b, indices[b, ...]]`` for values (batch, n, ...) and indices (batch, k)."""
-    extra = len(values.shape) - 2
-    index = ops.reshape(indices, tuple(ops.shape(indices)) + (1,) * extra)
-    if extra:
-        index = ops.broadcast_to(index, tuple(ops.shape(indices)) + tuple(values.shape[2:]))
-    return ops.take_along_axis(values, index, axis=1)
+def batch_gather(values, indices):
+    """``values[b, indices[b, ...]]`` for values (batch, n, ...) and int32 indices (batch, k).
+
+    One `take` from the batch laid end to end: `take_along_axis` casts the indices to
+    int64 on TensorFlow, whose oneDNN build then falls back to Eigen for their transpose
+    (and says so on stderr in every process)."""
+    n = values.shape[1]
+    flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
+    offsets = ops.arange(ops.shape(values)[0], dtype="int32")[:, None] * n
+    return ops.take(flat, indices + offsets, axis=0)
 
 
 def _iou(first, second):
@@ -208,7 +211,7 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
         if max_per_label is not None:
             earlier_of_label = ops.cast(earlier & same_label, "float32")
             rank_in_label = ops.squeeze(ops.matmul(earlier_of_label, ops.cast(keep, "float32")[:, :, None]), -1)
-            before_block = ops.take_along_axis(per_label, block_labels, axis=1)
+            before_block = batch_gather(per_label, block_labels)
             keep = keep & (ops.cast(rank_in_label, "int32") + before_block < max_per_label)
             of_label = ops.cast(block_labels[..., None] == ops.arange(n_labels, dtype="int32"), "int32")  # one-hot
             per_label = per_label + ops.sum(of_label * ops.cast(keep, "int32")[..., None], axis=1)
@@ -249,14 +252,14 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
 
     def run(numbers):
         """NMS over the candidates `numbers` (batch, k), given in increasing number."""
-        sub_scores = _gather(scores, numbers)
+        sub_scores = batch_gather(scores, numbers)
         order = ops.argsort(-sub_scores, axis=-1)  # stable on every backend: ties keep number order
-        numbers, sub_scores = _gather(numbers, order), _gather(sub_scores, order)
-        positions, count = greedy_nms(sub_scores, _gather(boxes, box_of(numbers)), _gather(labels, numbers), iou_threshold, top_k,
-                                      max_per_label, n_labels)
+        numbers, sub_scores = batch_gather(numbers, order), batch_gather(sub_scores, order)
+        positions, count = greedy_nms(sub_scores, batch_gather(boxes, box_of(numbers)), batch_gather(labels, numbers), iou_threshold,
+                                      top_k, max_per_label, n_labels)
         valid = ops.arange(top_k, dtype="int32")[None, :] < count[:, None]
-        last_score = _gather(sub_scores, _gather(positions, ops.maximum(count - 1, scalar_like(0, count))[:, None]))[:, 0]
-        return ops.where(valid, _gather(numbers, positions), scalar_like(0, numbers)), valid, count, last_score, sub_scores[:, -1]
+        last_score = batch_gather(sub_scores, batch_gather(positions, ops.maximum(count - 1, scalar_like(0, count))[:, None]))[:, 0]
+        return ops.where(valid, batch_gather(numbers, positions), scalar_like(0, numbers)), valid, count, last_score, sub_scores[:, -1]
 
     def run_all():
         return run(ops.broadcast_to(ops.arange(n, dtype="int32")[None, :], ops.shape(scores)))[:2]

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_layers._decoding import DecodeLayerBase, select
+from keras_layers._decoding import DecodeLayerBase, batch_gather, select
 from misc_utils.backend_utils import device_constant, scalar_like
 
 
@@ -59,7 +59,6 @@ class DecodeDetections(DecodeLayerBase):
         labels = ops.broadcast_to(ops.tile(ops.arange(n_classes, dtype="int32"), (scores.shape[1],))[None, :], ops.shape(flat))
         candidates, valid = select(flat, boxes, labels, self.iou_threshold, self.top_k, self.nms_max_output_size, n_classes,
                                    box_of=lambda numbers: numbers // n_classes)
-        confidences = ops.take_along_axis(flat, candidates, axis=1)
-        kept_boxes = ops.take_along_axis(boxes, ops.broadcast_to((candidates // n_classes)[..., None], ops.shape(candidates) + (4,)),
-                                         axis=1)
+        confidences = batch_gather(flat, candidates)
+        kept_boxes = batch_gather(boxes, candidates // n_classes)
         return self._rows(ops.take(class_id_tensor, candidates % n_classes), confidences, kept_boxes, valid)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_layers._decoding import DecodeLayerBase, first_max, select
+from keras_layers._decoding import DecodeLayerBase, batch_gather, first_max, select
 from misc_utils.backend_utils import scalar_like
 
 
@@ -36,6 +36,5 @@ class DecodeDetectionsFast(DecodeLayerBase):
         if n_kept < self.top_k:
             pad = ((0, 0), (0, self.top_k - n_kept))
             candidates, valid = ops.pad(candidates, pad), ops.pad(ops.cast(valid, "int32"), pad) > 0
-        pick = ops.take_along_axis
-        kept_boxes = pick(boxes, ops.broadcast_to(candidates[..., None], ops.shape(candidates) + (4,)), axis=1)
-        return self._rows(pick(class_ids, candidates, axis=1), pick(confidences, candidates, axis=1), kept_boxes, valid)
+        return self._rows(batch_gather(class_ids, candidates), batch_gather(confidences, candidates), batch_gather(boxes, candidates),
+                          valid)

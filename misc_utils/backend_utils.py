@@ -11,7 +11,13 @@ This module imports neither Keras nor a backend: the backend is read from Keras 
 when a feature asks, so that `KERAS_BACKEND` can still be set before that.
 """
 
+import contextlib
+import importlib.abc
+import importlib.util
 import os
+import re
+import sys
+import tempfile
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -53,8 +59,6 @@ def select_backend(name):
         ValueError: for an unknown name, or if Keras already runs on another backend
             in this process (a backend cannot change once Keras is imported).
     """
-    import sys
-
     if name not in BACKENDS:
         raise ValueError(f"Expected `backend` to be one of {set(BACKENDS)}. Received: backend={name!r}")
     keras = sys.modules.get("keras")
@@ -95,6 +99,116 @@ def use_jax_compilation_cache(environ=os.environ):
     environ["JAX_COMPILATION_CACHE_DIR"] = folder
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+
+
+# ---------------------------------------------------------------- TensorFlow's start-up lines
+#
+# While it is imported, TensorFlow 2.21 writes lines from C++ before its logging has read
+# TF_CPP_MIN_LOG_LEVEL, so they appear whatever that says, twice (one pair per native library):
+#   WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+#   I0000 00:00:1796235954.363712    2127 port.cc:153] oneDNN custom operations are on. ...
+# `hide_tensorflow_start_up_lines` makes that import honour the variable: what file
+# descriptor 2 receives meanwhile is held in a temporary file, then written out without the
+# log lines below the level and, at level 1 or more, without the absl notice.
+
+_LOG_LINE = re.compile(rb"([IWEF])\d{4} [\d:.]+ +\d+ [^\]\s]+:\d+\] ")
+_ABSL_NOTICE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_SEVERITIES = b"IWEF"  # TF_CPP_MIN_LOG_LEVEL n hides the first n
+
+
+def tensorflow_log_level(environ=os.environ):
+    """TF_CPP_MIN_LOG_LEVEL as TensorFlow reads it (0, all lines, if unset or not a number)."""
+    try:
+        return int(environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def filter_log_lines(text, level):
+    """The bytes `text` without the native log lines that TF_CPP_MIN_LOG_LEVEL `level` hides
+    (absl's ``I0000 time thread file.cc:line] message`` lines: I is hidden from 1,
+    W from 2, E from 3, F never) and, from level 1, without absl's notice that such lines go
+    to stderr. Every other line is kept as it is."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if level >= 1 and line.rstrip(b"\r\n") == _ABSL_NOTICE:
+            continue
+        match = _LOG_LINE.match(line)
+        if match and _SEVERITIES.index(match.group(1)) < level:
+            continue
+        kept.append(line)
+    return b"".join(kept)
+
+
+@contextlib.contextmanager
+def filtered_stderr(level):
+    """Runs the block with file descriptor 2 going to a temporary file, then writes what
+    came, through `filter_log_lines`, to the real stderr (also when the block raises).
+    Where descriptor 2 cannot be duplicated, nothing is filtered."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = memoryview(filter_log_lines(held.read(), level))
+            while text:
+                text = text[os.write(2, text):]
+
+
+class _FilteredLoader(importlib.abc.Loader):
+    """Runs another loader's `exec_module` inside `filtered_stderr`."""
+
+    def __init__(self, loader, level):
+        self.loader, self.level = loader, level
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # the real one, for whoever asks later
+        with filtered_stderr(self.level):
+            self.loader.exec_module(module)
+
+
+class _TensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as the other finders do, once, and wraps its loader."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredLoader(spec.loader, self.level)
+        return spec
+
+
+def hide_tensorflow_start_up_lines(environ=os.environ):
+    """Makes the next ``import tensorflow`` (whoever imports it: Keras, tf.data) honour
+    TF_CPP_MIN_LOG_LEVEL for the lines TensorFlow writes before its logging starts. Does
+    nothing at level 0 or once TensorFlow is imported. `ssd-keras` calls it; so may a
+    script. Python's own output during that import is kept, in order."""
+    level = tensorflow_log_level(environ)
+    if level < 1 or "tensorflow" in sys.modules or any(isinstance(f, _TensorFlowImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _TensorFlowImport(level))
 
 
 # ---------------------------------------------------------------- constants on the device

@@ -523,7 +523,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from misc_utils.backend_utils import select_backend, use_jax_compilation_cache
+    from misc_utils.backend_utils import hide_tensorflow_start_up_lines, select_backend, use_jax_compilation_cache
 
     if args.backend:
         try:
@@ -531,6 +531,7 @@ def main(argv=None):
         except ValueError as error:
             parser.error(str(error))
     use_jax_compilation_cache()
+    hide_tensorflow_start_up_lines()
     try:
         with warnings.catch_warnings():  # puts Python's printer back afterwards
             warnings.showwarning = _warning_printer(args.command)

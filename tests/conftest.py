@@ -20,6 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from misc_utils.backend_utils import hide_tensorflow_start_up_lines  # noqa: E402
+
+hide_tensorflow_start_up_lines()  # as `ssd-keras` does; before anything imports Keras
+
 from models import presets  # noqa: E402
 
 # A feature of TensorFlow's own (tf.distribute, SavedModel, TFLite): skipped under the other backends.
