@@ -8,7 +8,8 @@
 #   jax.json          this project on JAX: training, forward, end to end, input pipeline;
 #   torch.json        this project on the PyTorch backend, op by op;
 #   torch_compiled.json  the same with jit_compile=True (torch.compile), bfloat16 training and
-#                     batch 8 only, in the time left.
+#                     batch 8 only, in the time left;
+#   table.md          the README's table and each goal, met or missed by how much (gpu_table.py).
 # Each run writes its JSON as it goes, so a run cut short keeps what it measured.
 #
 #   device run: carry [".whl"], command "bash benchmarks/gpu_run.sh", timeout_s 540
@@ -39,3 +40,4 @@ bench jax jax $(( $(left) < 270 ? $(left) : 270 )) --peer off
 bench torch torch $(( $(left) < 110 ? $(left) : 110 )) --peer off --pipeline-workers none --confidences 0.01
 bench torch_compiled torch "$(left)" --peer off --jit-compile on --precisions bfloat16 --fit-steps 0 --infer-batches 8 \
     --confidences 0.01 --pipeline-workers none --steps 5 --repeats 3
+python3 benchmarks/gpu_table.py "$OUT" > "$OUT/table.md"

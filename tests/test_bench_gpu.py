@@ -77,3 +77,51 @@ def test_sync_sites_name_the_lines_that_made_pytorch_wait(monkeypatch):
     line = step.__code__.co_firstlineno + 2
     assert bench_gpu.sync_sites(step) == {f"tests/test_bench_gpu.py:{line}": 3}
     assert modes == ["warn", "default"]  # switched back off
+
+
+def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
+    from benchmarks.gpu_table import main
+
+    def write(run, figures):
+        (tmp_path / f"{run}.json").write_text(json.dumps(figures))
+
+    write("torchvision", {"device": "cuda: NVIDIA H200", "torchvision": {"train_bfloat16": 473.0, "forward_batch8_fps": 1814.0,
+                                                                          "end_to_end_batch8_fps": 117.0, "latency_batch1_ms": 10.7}})
+    write("jax", {"device": "gpu: NVIDIA H200",
+                  "train_bfloat16": {"images_per_s": 2500.0, "fit_images_per_s": 2100.0, "finite": True},
+                  "train_float32": {"images_per_s": 785.0, "finite": False},
+                  "forward_batch8_bfloat16": {"frames_per_s": 753.0}, "forward_batch8_float32": {"frames_per_s": 1076.0},
+                  "end_to_end_batch8_conf0.01": {"frames_per_s": 800.0, "ms": 10.0},
+                  "end_to_end_batch1_conf0.01": {"frames_per_s": 400.0, "ms": 2.5, "bare_jit_ms": 1.25},
+                  "pipeline_4_workers": 900.0, "pipeline_14_workers": 3000.0})
+    write("torch", {"train_bfloat16": {"images_per_s": 200.0, "finite": True},
+                    "end_to_end_batch1_conf0.01": {"frames_per_s": 36.0, "ms": 27.8}})
+    (tmp_path / "torch_compiled.json").write_text('{"train_bfl')  # a run killed while writing
+    text = main([str(tmp_path)])
+    assert capsys.readouterr().out == text
+    lines = text.splitlines()
+    assert lines[0] == "Device: gpu: NVIDIA H200."
+    assert "| 473 | 2,500 / fit 2,100 | 200 |" in text
+    assert "| - | 785 (loss not finite) | - |" in text
+    assert "| 1,814 | 753 / 1,076 | - / - |" in text
+    assert "| 10.7 | 2.5 (one jitted call: 1.2) | 27.8 |" in text
+    assert "4 / 14 worker processes | - | 900 / 3,000 | - |" in text
+    goals = lines[lines.index("Goals:") + 1:]
+    assert goals[0] == "- training, batch 32, bfloat16, JAX, images/s: met (2,500; goal >= 2,000)"
+    # 1000 / 800 = 1.25x short; 27.8 ms / 3 ms = 9.27x over; 1814 / 1076 = 1.69x; (473 / 2) / 200 = 1.18x
+    # (the goal, 236.5, shown without decimals as every figure of 100 or more).
+    assert "- end to end, batch 8, confidence 0.01, JAX, frames/s: missed (800; goal >= 1,000, 1.25x away)" in goals
+    assert "- end to end, batch 8, confidence 0.01, PyTorch backend compiled, frames/s: not measured" in goals
+    assert "- latency, batch 1, JAX: met (2.5 ms; goal <= 3.0 ms)" in goals
+    assert "- latency, batch 1, PyTorch backend: missed (27.8 ms; goal <= 3.0 ms, 9.27x away)" in goals
+    assert any(g.startswith("- forward, batch 8, JAX") and g.endswith("missed (1,076; goal >= 1,814, 1.69x away)") for g in goals)
+    assert any(g.startswith("- training, batch 32, bfloat16, PyTorch backend") and g.endswith("missed (200; goal >= 236, 1.18x away)")
+               for g in goals)
+    assert goals[-1].endswith("met (3,000; goal >= 2,500)")
+
+
+def test_gpu_table_without_any_figure_says_so(tmp_path):
+    from benchmarks.gpu_table import main
+
+    with pytest.raises(SystemExit, match="none of torchvision.json"):
+        main([str(tmp_path)])
