@@ -396,7 +396,7 @@ def main(argv=None):
 
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels, as for the peer
     figures = {"device": device_name(), "backend": keras.backend.backend(), "keras": keras.__version__, "model": name,
-               "image_size": list(kwargs["image_size"][:2]), "steps": args.steps, "repeats": args.repeats}
+               "image_size": list(kwargs["image_size"][:2]), "train_batch": args.train_batch, "steps": args.steps, "repeats": args.repeats}
     print(f"{name} {kwargs['image_size'][0]}x{kwargs['image_size'][1]} on {figures['device']}, Keras {keras.__version__} "
           f"({figures['backend']}); medians of {args.repeats} runs of {args.steps} steps", flush=True)
 

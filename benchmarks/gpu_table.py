@@ -85,6 +85,10 @@ def table(figures):
     tv = (figures.get("torchvision") or {}).get("torchvision") or {}  # the peer's figures (or why it did not run)
     device = next((figures[run]["device"] for run in ("jax", "torch", "torchvision") if (figures.get(run) or {}).get("device")), None)
 
+    ours = next((figures[run] for run in ("jax", "torch", "torch_compiled") if "model" in (figures.get(run) or {})), {})
+    model = f"{ours.get('model', 'ssd300').upper()}, 21 classes, {'x'.join(map(str, ours.get('image_size', [300, 300])))}"
+    batch = ours.get("train_batch", 32)
+
     def both(run, key_bf16, key_fp32, field):
         return f"{number(get(figures, run, key_bf16, field))} / {number(get(figures, run, key_fp32, field))}"
 
@@ -95,10 +99,10 @@ def table(figures):
     pipeline = sorted((int(key.split("_")[1]), value) for key, value in (figures.get("jax") or {}).items()
                       if key.startswith("pipeline_") and isinstance(value, (int, float)))
     rows = [
-        ("training images/s, batch 32, bfloat16 (`train_on_batch` on device data / `fit` from host arrays)",
+        (f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays)",
          number(tv.get("train_bfloat16")), training_cell(figures, "jax", "bfloat16"),
          torch_cell(lambda run: training_cell(figures, run, "bfloat16"))),
-        ("training images/s, batch 32, float32", "-", training_cell(figures, "jax", "float32"),
+        (f"training images/s, batch {batch}, float32", "-", training_cell(figures, "jax", "float32"),
          torch_cell(lambda run: training_cell(figures, run, "float32"))),
         ("forward frames/s, batch 8 (bfloat16 / float32)", number(tv.get("forward_batch8_fps")),
          both("jax", "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"),
@@ -117,13 +121,13 @@ def table(figures):
          " / ".join(number(v) for _, v in pipeline) or "-", "-"),
     ]
     lines = [f"Device: {device or 'unknown'}." + (f" torchvision did not run: {tv['skipped']}" if "skipped" in tv else ""), "",
-             "| case (SSD300, 21 classes, 300x300) | torchvision | JAX | PyTorch backend |", "|---|---|---|---|"]
+             f"| case ({model}) | torchvision | JAX | PyTorch backend |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     tv_train = tv.get("train_bfloat16") if isinstance(tv.get("train_bfloat16"), (int, float)) else None
     tv_forward = tv.get("forward_batch8_fps") if isinstance(tv.get("forward_batch8_fps"), (int, float)) else None
     jax_train = get(figures, "jax", "train_bfloat16", "images_per_s")
     lines += ["", "Goals:",
-              verdict("training, batch 32, bfloat16, JAX, images/s", jax_train, TRAIN_GOAL)]
+              verdict(f"training, batch {batch}, bfloat16, JAX, images/s", jax_train, TRAIN_GOAL)]
     if jax_train is not None and not (figures["jax"]["train_bfloat16"].get("finite", True)):
         lines[-1] += " (but the loss was not finite)"
     for run, name in (("jax", "JAX"), ("torch", "PyTorch backend"), ("torch_compiled", "PyTorch backend compiled")):
@@ -136,8 +140,8 @@ def table(figures):
         rate = best(get(figures, run, "forward_batch8_bfloat16", "frames_per_s"), get(figures, run, "forward_batch8_float32", "frames_per_s"))
         lines.append(verdict(f"forward, batch 8, {name} (faster precision) against torchvision's, frames/s", rate, tv_forward))
     torch_train = best(get(figures, "torch", "train_bfloat16", "images_per_s"), get(figures, "torch_compiled", "train_bfloat16", "images_per_s"))
-    lines.append(verdict("training, batch 32, bfloat16, PyTorch backend (best of op by op and compiled) against half of torchvision's, "
-                         "images/s", torch_train, None if tv_train is None else tv_train / 2))
+    lines.append(verdict(f"training, batch {batch}, bfloat16, PyTorch backend (best of op by op and compiled) against half of "
+                         "torchvision's, images/s", torch_train, None if tv_train is None else tv_train / 2))
     fastest_pipeline = best(*(v for _, v in pipeline))
     lines.append(verdict("input pipeline (its best worker count) against JAX's bfloat16 training rate, images/s", fastest_pipeline, jax_train))
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ def test_bench_gpu_measures_every_figure(tmp_path):
                     "--pipeline-workers", "2", "--pipeline-images", "64", "--steps", "1", "--repeats", "1", "--peer", "off",
                     "--json", str(out)])
     assert json.loads(out.read_text()) == figures
+    assert (figures["model"], figures["image_size"], figures["train_batch"]) == ("ssd7", [64, 64], 2)
     for precision in precisions:
         case = figures[f"train_{precision}"]
         assert case["images_per_s"] > 0 and case["fit_images_per_s"] > 0 and case["finite"]
@@ -87,7 +88,7 @@ def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
 
     write("torchvision", {"device": "cuda: NVIDIA H200", "torchvision": {"train_bfloat16": 473.0, "forward_batch8_fps": 1814.0,
                                                                           "end_to_end_batch8_fps": 117.0, "latency_batch1_ms": 10.7}})
-    write("jax", {"device": "gpu: NVIDIA H200",
+    write("jax", {"device": "gpu: NVIDIA H200", "model": "ssd300", "image_size": [300, 300], "train_batch": 32,
                   "train_bfloat16": {"images_per_s": 2500.0, "fit_images_per_s": 2100.0, "finite": True},
                   "train_float32": {"images_per_s": 785.0, "finite": False},
                   "forward_batch8_bfloat16": {"frames_per_s": 753.0}, "forward_batch8_float32": {"frames_per_s": 1076.0},
@@ -101,6 +102,7 @@ def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
     assert capsys.readouterr().out == text
     lines = text.splitlines()
     assert lines[0] == "Device: gpu: NVIDIA H200."
+    assert lines[2] == "| case (SSD300, 21 classes, 300x300) | torchvision | JAX | PyTorch backend |"
     assert "| 473 | 2,500 / fit 2,100 | 200 |" in text
     assert "| - | 785 (loss not finite) | - |" in text
     assert "| 1,814 | 753 / 1,076 | - / - |" in text
