@@ -179,22 +179,29 @@ class _FilteredLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         module.__loader__ = module.__spec__.loader = self.loader  # the real one, for whoever asks later
+        for finder in [f for f in sys.meta_path if isinstance(f, _TensorFlowImport)]:
+            sys.meta_path.remove(finder)  # its work is done
         with filtered_stderr(self.level):
             self.loader.exec_module(module)
 
 
 class _TensorFlowImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as the other finders do, once, and wraps its loader."""
+    """Finds `tensorflow` as the other finders do and wraps its loader. It stays until
+    TensorFlow is imported: Keras asks `importlib.util.find_spec("tensorflow")` whether it
+    is installed long before (or without) importing it."""
 
     def __init__(self, level):
         self.level = level
+        self.finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name != "tensorflow" or self.finding:
             return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self.finding = True  # the other finders answer the question below
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.finding = False
         if spec is not None and spec.loader is not None:
             spec.loader = _FilteredLoader(spec.loader, self.level)
         return spec

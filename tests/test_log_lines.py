@@ -50,10 +50,12 @@ def test_filtered_stderr_replays_descriptor_2_in_order_even_after_an_error(capfd
 
 
 _IMPORT_AND_PREDICT = """
+import importlib.util
 import sys
 import numpy as np
 from misc_utils.backend_utils import hide_tensorflow_start_up_lines
 hide_tensorflow_start_up_lines()
+assert importlib.util.find_spec("tensorflow")  # asked before importing it, as torch._dynamo does
 import tensorflow as tf
 import keras
 from models.keras_ssd7 import build_model
