@@ -7,6 +7,9 @@ JAX's: `keras.distribution.DataParallel` with `SSDLoss` over all devices. They c
 `require_backend` first, so that using one under another backend fails at once with an
 error naming the feature and the backend, instead of deep inside TensorFlow or JAX.
 
+`hide_tensorflow_start_up_lines` makes TensorFlow's import honour TF_CPP_MIN_LOG_LEVEL for the
+lines its C++ side writes before its logging starts.
+
 This module imports neither Keras nor a backend: the backend is read from Keras only
 when a feature asks, so that `KERAS_BACKEND` can still be set before that.
 """
@@ -17,7 +20,7 @@ import importlib.util
 import os
 import re
 import sys
-import tempfile
+import threading
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -108,8 +111,8 @@ def use_jax_compilation_cache(environ=os.environ):
 #   WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
 #   I0000 00:00:1796235954.363712    2127 port.cc:153] oneDNN custom operations are on. ...
 # `hide_tensorflow_start_up_lines` makes that import honour the variable: what file
-# descriptor 2 receives meanwhile is held in a temporary file, then written out without the
-# log lines below the level and, at level 1 or more, without the absl notice.
+# descriptor 2 receives meanwhile goes through a filter that drops the log lines below the
+# level and, at level 1 or more, the absl notice.
 
 _LOG_LINE = re.compile(rb"([IWEF])\d{4} [\d:.]+ +\d+ [^\]\s]+:\d+\] ")
 _ABSL_NOTICE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
@@ -142,9 +145,10 @@ def filter_log_lines(text, level):
 
 @contextlib.contextmanager
 def filtered_stderr(level):
-    """Runs the block with file descriptor 2 going to a temporary file, then writes what
-    came, through `filter_log_lines`, to the real stderr (also when the block raises).
-    Where descriptor 2 cannot be duplicated, nothing is filtered."""
+    """Runs the block with file descriptor 2 going through `filter_log_lines` (by a pipe and a
+    thread that passes each line on as it comes, so that what comes before a hang or a crash
+    is seen). Restored afterwards, also when the block raises. Where descriptor 2 cannot be
+    redirected, nothing is filtered."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -153,19 +157,39 @@ def filtered_stderr(level):
     if saved is None:
         yield
         return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            text = memoryview(filter_log_lines(held.read(), level))
-            while text:
-                text = text[os.write(2, text):]
+    read_end, write_end = os.pipe()
+
+    def write(data):
+        data = memoryview(data)
+        while data:
+            data = data[os.write(saved, data):]
+
+    def pass_on():
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            if lines:
+                write(filter_log_lines(b"".join(line + b"\n" for line in lines), level))
+        write(filter_log_lines(pending, level))
+        os.close(read_end)
+        os.close(saved)
+
+    thread = threading.Thread(target=pass_on, name="filtered_stderr", daemon=True)
+    thread.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's write end: the thread reads to its end
+        # A process started in the block holds a write end until it ends: the thread then
+        # passes its lines on meanwhile, and ends after it.
+        thread.join(timeout=2)
 
 
 class _FilteredLoader(importlib.abc.Loader):

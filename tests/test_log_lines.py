@@ -91,3 +91,24 @@ def test_tensorflow_starts_and_decodes_quietly_at_level_2(tensorflow_talks):
     # The decoding layers gather with int32 indices: `take_along_axis` made int64 ones, for
     # which oneDNN fell back to Eigen with an error line in every process.
     assert b"DT_INT64" not in err
+
+
+def test_filtered_stderr_passes_lines_on_before_a_crash(tmp_path):
+    # A line written before the process dies (here: os.abort in the block) is not lost.
+    script = ("import os, sys, time\nfrom misc_utils.backend_utils import filtered_stderr\nwith filtered_stderr(2):\n"
+              "    os.write(2, b'I0000 00:00:1.0 1 a.cc:1] hidden\\nseen before the crash\\n')\n    time.sleep(1)\n    os.abort()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert result.returncode != 0
+    assert result.stderr == b"seen before the crash\n"
+
+
+def test_filtered_stderr_lets_a_process_started_in_it_outlive_it():
+    # The child keeps the pipe's write end: the block still ends (after at most 2 s) and the
+    # child's later line still arrives.
+    script = ("import os, subprocess, sys, time\nfrom misc_utils.backend_utils import filtered_stderr\nstart = time.time()\n"
+              "with filtered_stderr(2):\n"
+              "    child = subprocess.Popen([sys.executable, '-c', 'import os, time; time.sleep(4); os.write(2, b\"child\\\\n\")'])\n"
+              "print(f'block ended after {time.time() - start:.0f} s', file=sys.stderr, flush=True)\nchild.wait()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr in (b"block ended after 2 s\nchild\n", b"block ended after 3 s\nchild\n")
