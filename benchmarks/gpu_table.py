@@ -83,6 +83,10 @@ def verdict(what, value, goal, higher_is_better=True, unit=""):
 def table(figures):
     """The Markdown table and the goal lines, as one string."""
     tv = (figures.get("torchvision") or {}).get("torchvision") or {}  # the peer's figures (or why it did not run)
+
+    def peer(key):
+        return get(figures, "torchvision", "torchvision", key)
+
     device = next((figures[run]["device"] for run in ("jax", "torch", "torchvision") if (figures.get(run) or {}).get("device")), None)
 
     ours = next((figures[run] for run in ("jax", "torch", "torch_compiled") if "model" in (figures.get(run) or {})), {})
@@ -96,26 +100,25 @@ def table(figures):
         compiled = cell("torch_compiled")
         return cell("torch") + ("" if compiled in ("-", "- / -") else f" (compiled: {compiled})")
 
+    bare_jit = get(figures, "jax", "end_to_end_batch1_conf0.01", "bare_jit_ms")
     pipeline = sorted((int(key.split("_")[1]), value) for key, value in (figures.get("jax") or {}).items()
                       if key.startswith("pipeline_") and isinstance(value, (int, float)))
     rows = [
         (f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays)",
-         number(tv.get("train_bfloat16")), training_cell(figures, "jax", "bfloat16"),
+         number(peer("train_bfloat16")), training_cell(figures, "jax", "bfloat16"),
          torch_cell(lambda run: training_cell(figures, run, "bfloat16"))),
         (f"training images/s, batch {batch}, float32", "-", training_cell(figures, "jax", "float32"),
          torch_cell(lambda run: training_cell(figures, run, "float32"))),
-        ("forward frames/s, batch 8 (bfloat16 / float32)", number(tv.get("forward_batch8_fps")),
+        ("forward frames/s, batch 8 (bfloat16 / float32)", number(peer("forward_batch8_fps")),
          both("jax", "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"),
          torch_cell(lambda run: both(run, "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"))),
-        ("end to end frames/s, batch 8, confidence 0.01 (uint8 in, detections on the host)", number(tv.get("end_to_end_batch8_fps")),
+        ("end to end frames/s, batch 8, confidence 0.01 (uint8 in, detections on the host)", number(peer("end_to_end_batch8_fps")),
          number(get(figures, "jax", "end_to_end_batch8_conf0.01", "frames_per_s")),
          torch_cell(lambda run: number(get(figures, run, "end_to_end_batch8_conf0.01", "frames_per_s")))),
         ("end to end frames/s, batch 8, confidence 0.5", "-", number(get(figures, "jax", "end_to_end_batch8_conf0.5", "frames_per_s")),
          number(get(figures, "torch", "end_to_end_batch8_conf0.5", "frames_per_s"))),
-        ("latency, batch 1, end to end, ms", number(tv.get("latency_batch1_ms"), 1),
-         number(get(figures, "jax", "end_to_end_batch1_conf0.01", "ms"), 1)
-         + (f" (one jitted call: {number(get(figures, 'jax', 'end_to_end_batch1_conf0.01', 'bare_jit_ms'), 1)})"
-            if get(figures, "jax", "end_to_end_batch1_conf0.01", "bare_jit_ms") is not None else ""),
+        ("latency, batch 1, end to end, ms", number(peer("latency_batch1_ms"), 1),
+         number(get(figures, "jax", "end_to_end_batch1_conf0.01", "ms"), 1) + ("" if bare_jit is None else f" (one jitted call: {number(bare_jit, 1)})"),
          number(get(figures, "torch", "end_to_end_batch1_conf0.01", "ms"), 1)),
         (f"input pipeline images/s, SSD300 chain + encoder, {' / '.join(str(w) for w, _ in pipeline) or '-'} worker processes", "-",
          " / ".join(number(v) for _, v in pipeline) or "-", "-"),
@@ -123,8 +126,7 @@ def table(figures):
     lines = [f"Device: {device or 'unknown'}." + (f" torchvision did not run: {tv['skipped']}" if "skipped" in tv else ""), "",
              f"| case ({model}) | torchvision | JAX | PyTorch backend |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    tv_train = tv.get("train_bfloat16") if isinstance(tv.get("train_bfloat16"), (int, float)) else None
-    tv_forward = tv.get("forward_batch8_fps") if isinstance(tv.get("forward_batch8_fps"), (int, float)) else None
+    tv_train, tv_forward = peer("train_bfloat16"), peer("forward_batch8_fps")
     jax_train = get(figures, "jax", "train_bfloat16", "images_per_s")
     lines += ["", "Goals:",
               verdict(f"training, batch {batch}, bfloat16, JAX, images/s", jax_train, TRAIN_GOAL)]

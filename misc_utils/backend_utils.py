@@ -170,9 +170,11 @@ def filtered_stderr(level):
             chunk = os.read(read_end, 1 << 16)
             if not chunk:
                 break
-            *lines, pending = (pending + chunk).split(b"\n")
-            if lines:
-                write(filter_log_lines(b"".join(line + b"\n" for line in lines), level))
+            pending += chunk
+            end = pending.rfind(b"\n") + 1  # whole lines go on, a started one waits for its end
+            if end:
+                write(filter_log_lines(pending[:end], level))
+                pending = pending[end:]
         write(filter_log_lines(pending, level))
         os.close(read_end)
         os.close(saved)
