@@ -201,6 +201,15 @@ def restore_callback_states(callbacks, states):
             setattr(callback, name, value)
 
 
+def _distributed(variable):
+    """Whether `variable` is a tf.distribute one (one value per replica)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(variable.value, tf.distribute.DistributedValues)
+
+
 def _plain(value):
     try:
         return float(value) if value is not None and not isinstance(value, (int, bool)) else value
@@ -291,6 +300,23 @@ class TrainingRecorder(keras.callbacks.Callback):
             self.start_epoch(epoch)
         elif self.dataset is not None:
             self.dataset.epoch = epoch  # whatever Keras' own calls of on_epoch_end did to it
+        self._carry_loss_into_tracker()
+
+    def _carry_loss_into_tracker(self):
+        """A resumed epoch: puts the loss totals of its batches before the checkpoint into
+        Keras' loss tracker, which `fit` has just reset. Keras then sums the epoch's loss as in
+        an uninterrupted run, in the same order and float32 arithmetic, and logs the same
+        numbers to the last bit (a float64 sum of the two parts differed in the last bit).
+        Not under tf.distribute, whose tracker variables sum their replicas when read and
+        cannot be assigned outside a replica: there `on_epoch_end` adds the two parts."""
+        if not self.base_images:
+            return
+        tracker = self._loss_tracker()
+        if _distributed(tracker.total):
+            return
+        tracker.total.assign(self.base_total)
+        tracker.count.assign(self.base_images)
+        self.base_total = self.base_images = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         batch_in_epoch = self.first_batch + batch
@@ -350,10 +376,13 @@ class TrainingRecorder(keras.callbacks.Callback):
 
     # ------------------------------------------------------------ checkpoints
 
+    def _loss_tracker(self):
+        return next(metric for metric in self.model.metrics if metric.name == "loss")
+
     def _tracker_totals(self):
         """(sum of loss x images, images) of this `fit` call's training batches so far, from
         Keras' loss tracker (a `Mean` weighted by the images of each batch)."""
-        tracker = next(metric for metric in self.model.metrics if metric.name == "loss")
+        tracker = self._loss_tracker()
         # convert_to_numpy: under tf.distribute the variables sum their replicas' values when read.
         return float(keras.ops.convert_to_numpy(tracker.total)), float(keras.ops.convert_to_numpy(tracker.count))
 
