@@ -29,9 +29,9 @@ test: $(STAMP)
 	rm -rf $(JAX_CACHE)
 	export JAX_COMPILATION_CACHE_DIR=$(abspath $(JAX_CACHE)) JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 		JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0; \
-	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q tests && \
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q -m backends tests && \
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q -m backends tests
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 tests && \
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 -m backends tests && \
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 -m backends tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
