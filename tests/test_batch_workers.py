@@ -193,10 +193,12 @@ def _gone(pid):
         return True
 
 
-@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
-def test_workers_end_when_the_training_process_is_killed(start_method):
+@pytest.mark.parametrize("start_method,when", [("fork", "running"), ("forkserver", "running"), ("fork", "starting")])
+def test_workers_end_when_the_training_process_is_killed(start_method, when):
     # kill -9 or the out-of-memory killer leaves the parent no chance to shut its workers
-    # down: they used to wait for tasks, holding their memory, for ever.
+    # down: they used to wait for tasks, holding their memory, for ever. "starting": each
+    # worker's loop begins only after the kill (a loaded machine); such a worker read its
+    # new parent's pid, init's, and watched that for ever.
     import subprocess
     import sys
     import time
@@ -204,14 +206,18 @@ def test_workers_end_when_the_training_process_is_killed(start_method):
     if start_method == "forkserver" and not batch_workers._forkserver_available():
         pytest.skip("no fork server here")
     script = ("import sys, time\n"
-              "from data_generator.batch_workers import BatchWorkers\n"
-              "pool = BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
-              "pool.submit(0, [1, 2])\n"
-              "assert pool.get(0, timeout=60) == (1, 2)\n"
+              "from data_generator import batch_workers\n"
+              "if sys.argv[2] == 'starting':\n"
+              "    loop = batch_workers._worker_loop\n"
+              "    batch_workers._worker_loop = lambda *args: (time.sleep(3), loop(*args))\n"
+              "pool = batch_workers.BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
+              "if sys.argv[2] == 'running':\n"
+              "    pool.submit(0, [1, 2])\n"
+              "    assert pool.get(0, timeout=60) == (1, 2)\n"
               "print(' '.join(str(p.pid) for p in pool._processes), flush=True)\n"
               "time.sleep(600)\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    trainer = subprocess.Popen([sys.executable, "-c", script, start_method], stdout=subprocess.PIPE, text=True, cwd=root,
+    trainer = subprocess.Popen([sys.executable, "-c", script, start_method, when], stdout=subprocess.PIPE, text=True, cwd=root,
                                env=dict(os.environ, PYTHONPATH=root))
     try:
         pids = [int(pid) for pid in trainer.stdout.readline().split()]
