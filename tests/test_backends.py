@@ -338,7 +338,7 @@ def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
 @pytest.mark.slow
 def test_jax_data_parallel_equals_one_device_on_the_same_global_batch():
     result = run_under("jax", [os.path.join(HERE, "_data_parallel_check.py")],
-                       env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                       env={"XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=2"]).strip()})
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     assert numbers["devices"] == 2
     # The positives sit in the first half of the batch (device 0): a per-device
