@@ -191,7 +191,7 @@ class BatchWorkers:
         with _starting(start_method):
             for worker_id in range(workers):
                 reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=_worker_loop, args=(task, slots, self._tasks, writer, worker_id, _MIN_SHARED_BYTES, os.getpid()),
+                process = context.Process(target=_worker_loop, args=(task, slots, self._tasks, writer, worker_id, os.getpid(), _MIN_SHARED_BYTES),
                                           daemon=True, name=f"ssd_keras batch worker {worker_id}")
                 process.start()
                 writer.close()  # before the next fork: only this worker may hold its writing end
@@ -465,14 +465,14 @@ def _exit_with(trainer, interval=1.0):
     threading.Thread(target=watch, name="ssd_keras trainer watch", daemon=True).start()
 
 
-def _worker_loop(build, slots, tasks, results, worker_id, min_shared_bytes=_MIN_SHARED_BYTES, trainer=None):
+def _worker_loop(build, slots, tasks, results, worker_id, trainer, min_shared_bytes=_MIN_SHARED_BYTES):
     # Ctrl-C and a SIGTERM sent to the whole process group (a cluster's preemption) are the
     # parent's to handle: it stops after its batch in progress, then shuts the workers down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # The trainer's pid as it gave it: a worker slow to start, whose trainer was killed
-    # meanwhile, would read its new parent (init) from os.getppid() and watch that for ever.
-    _exit_with(trainer if trainer is not None else os.getppid())
+    # `trainer`: the pid as the trainer gave it. A worker slow to start, whose trainer was
+    # killed meanwhile, would read its new parent (init) from os.getppid() and watch that.
+    _exit_with(trainer)
     os.environ["SSD_KERAS_BATCH_WORKER"] = str(worker_id)
     if isinstance(slots, _SlotFiles):
         # A fresh process from the fork server, whose OpenCV never started its thread

@@ -381,7 +381,9 @@ class TrainingRecorder(keras.callbacks.Callback):
 
     def _tracker_totals(self):
         """(sum of loss x images, images) of this `fit` call's training batches so far, from
-        Keras' loss tracker (a `Mean` weighted by the images of each batch)."""
+        Keras' loss tracker (a `Mean` weighted by the images of each batch), with those of a
+        resumed epoch's batches before the checkpoint where `_carry_loss_into_tracker` put
+        them in."""
         tracker = self._loss_tracker()
         # convert_to_numpy: under tf.distribute the variables sum their replicas' values when read.
         return float(keras.ops.convert_to_numpy(tracker.total)), float(keras.ops.convert_to_numpy(tracker.count))
