@@ -244,6 +244,83 @@ def hide_tensorflow_start_up_lines(environ=os.environ):
     sys.meta_path.insert(0, _TensorFlowImport(level))
 
 
+# ---------------------------------------------------------------- TensorFlow left alone under JAX and PyTorch
+#
+# Keras asks whether TensorFlow is installed by importing it (`keras.src.utils.module_utils`'
+# lazy `tensorflow` module, property `available`): `keras.utils.set_random_seed` does, to
+# seed it as well, and `model.save` does, to ask whether a value is a tf.TensorShape. Under
+# JAX or PyTorch on a machine that also has TensorFlow, that import costs a run 6-8 s
+# (2 CPU cores) and a few hundred MB, for nothing `ssd-keras` uses there.
+
+
+def _keras_backend():
+    return importlib.import_module("keras").backend.backend()
+
+
+def _answer_only_once_imported(module_utils):
+    """Gives `module_utils.tensorflow` (Keras' lazy module) a class whose `available` is
+    False while TensorFlow is not imported and the backend is not TensorFlow; otherwise
+    Keras' own answer. Nothing changes if Keras no longer has that object."""
+    lazy = getattr(module_utils, "tensorflow", None)
+    base = type(lazy)
+    if lazy is None or getattr(base, "only_once_imported", False) or not isinstance(getattr(base, "available", None), property):
+        return
+
+    class TensorFlowOnceImported(base):
+        only_once_imported = True
+
+        @property
+        def available(self):
+            if "tensorflow" not in sys.modules and _keras_backend() != "tensorflow":
+                return False  # no TensorFlow object can exist yet: no set_random_seed of it either
+            return base.available.fget(self)
+
+    lazy.__class__ = TensorFlowOnceImported
+
+
+class _PatchAfterImport(importlib.abc.Loader):
+    """Runs another loader's `exec_module`, then `patch` on the module."""
+
+    def __init__(self, loader, patch):
+        self.loader, self.patch = loader, patch
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        self.patch(module)
+
+
+class _KerasModuleUtilsImport(importlib.abc.MetaPathFinder):
+    """Finds Keras' `module_utils` as the other finders do, to patch it once it is loaded."""
+
+    NAME = "keras.src.utils.module_utils"
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.NAME:
+            return None
+        sys.meta_path.remove(self)  # once; also keeps the question below from coming back here
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchAfterImport(spec.loader, _answer_only_once_imported)
+        return spec
+
+
+def leave_tensorflow_unimported():
+    """Under the JAX and PyTorch backends, keeps Keras from importing TensorFlow only to find
+    out whether it is installed: Keras then takes it as absent until something imports it.
+    `ssd-keras` calls this before Keras is imported (it may also be called after); a
+    program that seeds TensorFlow's random numbers through `keras.utils.set_random_seed`
+    under another backend should not call it. Under TensorFlow nothing changes."""
+    module_utils = sys.modules.get(_KerasModuleUtilsImport.NAME)
+    if module_utils is not None:
+        _answer_only_once_imported(module_utils)
+    elif not any(isinstance(f, _KerasModuleUtilsImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _KerasModuleUtilsImport())
+
+
 # ---------------------------------------------------------------- constants on the device
 #
 # Under PyTorch, every conversion of host values to a tensor on a GPU (`ops.convert_to_tensor`

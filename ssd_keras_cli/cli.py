@@ -523,7 +523,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from misc_utils.backend_utils import hide_tensorflow_start_up_lines, select_backend, use_jax_compilation_cache
+    from misc_utils.backend_utils import (hide_tensorflow_start_up_lines, leave_tensorflow_unimported, select_backend,
+                                          use_jax_compilation_cache)
 
     if args.backend:
         try:
@@ -532,6 +533,7 @@ def main(argv=None):
             parser.error(str(error))
     use_jax_compilation_cache()
     hide_tensorflow_start_up_lines()
+    leave_tensorflow_unimported()
     try:
         with warnings.catch_warnings():  # puts Python's printer back afterwards
             warnings.showwarning = _warning_printer(args.command)

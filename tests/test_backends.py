@@ -345,3 +345,25 @@ def test_jax_data_parallel_equals_one_device_on_the_same_global_batch():
     # normalisation would change the loss.
     assert numbers["parallel_loss"] == pytest.approx(numbers["single_loss"], rel=1e-5)
     assert numbers["weight_difference"] < 1e-5
+
+
+@once
+def test_the_command_line_leaves_tensorflow_unimported_under_jax_and_pytorch(tmp_path):
+    # Keras imports TensorFlow, where installed, to ask whether it is (set_random_seed,
+    # model.save): 4-5 s and 400 MB of each JAX or PyTorch run. Measured here without
+    # `leave_tensorflow_unimported`: imported_by_keras true under both.
+    script = os.path.join(HERE, "_tensorflow_left_alone.py")
+    for backend, output in zip(OTHER_BACKENDS, _parallel([([script, str(tmp_path / b)], _env(b)) for b in OTHER_BACKENDS])):
+        found = json.loads(output.strip().splitlines()[-1])
+        assert found == {"status": 1, "backend": backend, "outputs": [6], "imported_by_keras": False,
+                         "available_before": False, "available_after_import": True}, found
+
+
+def test_leaving_tensorflow_unimported_after_keras_is_imported_still_sees_it_once_imported():
+    import tensorflow  # noqa: F401
+    from keras.src.utils import module_utils
+
+    from misc_utils.backend_utils import leave_tensorflow_unimported
+
+    leave_tensorflow_unimported()  # Keras is imported here: its lazy module is changed at once
+    assert type(module_utils.tensorflow).only_once_imported and module_utils.tensorflow.available
