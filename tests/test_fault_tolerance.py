@@ -70,10 +70,24 @@ def assert_same_run(out, reference):
 
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    result = train(data, out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return final_state(out)
+    """The uninterrupted run. Under pytest-xdist the first worker to ask trains it in the
+    folder the workers share, the others wait for it and read it (one run instead of one
+    per worker)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp("reference")
+        result = train(data, out)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return final_state(out)
+    import fcntl
+
+    out = tmp_path_factory.getbasetemp().parent / "fault_tolerance_reference"
+    with open(str(out) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (out / "model.keras").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            result = train(data, out)
+            assert result.returncode == 0, result.stderr[-3000:]
+        return final_state(out)
 
 
 def _resume(data, out):
