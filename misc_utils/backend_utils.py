@@ -194,34 +194,37 @@ def filtered_stderr(level):
         thread.join(timeout=2)
 
 
-class _FilteredLoader(importlib.abc.Loader):
-    """Runs another loader's `exec_module` inside `filtered_stderr`."""
+class _WrappedLoader(importlib.abc.Loader):
+    """Loads a module with another loader, through `run(exec_module, module)`, after taking
+    the finders of type `finder_type` (which found it) off `sys.meta_path`: their work is done."""
 
-    def __init__(self, loader, level):
-        self.loader, self.level = loader, level
+    def __init__(self, loader, finder_type, run):
+        self.loader, self.finder_type, self.run = loader, finder_type, run
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
         module.__loader__ = module.__spec__.loader = self.loader  # the real one, for whoever asks later
-        for finder in [f for f in sys.meta_path if isinstance(f, _TensorFlowImport)]:
-            sys.meta_path.remove(finder)  # its work is done
-        with filtered_stderr(self.level):
-            self.loader.exec_module(module)
+        for finder in [f for f in sys.meta_path if isinstance(f, self.finder_type)]:
+            sys.meta_path.remove(finder)
+        self.run(self.loader.exec_module, module)
 
 
-class _TensorFlowImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as the other finders do and wraps its loader. It stays until
-    TensorFlow is imported: Keras asks `importlib.util.find_spec("tensorflow")` whether it
-    is installed long before (or without) importing it."""
+class _WrappingFinder(importlib.abc.MetaPathFinder):
+    """Finds the module `NAME` as the other finders do and wraps its loader, so that it is
+    loaded through `run`; then leaves `sys.meta_path`."""
 
-    def __init__(self, level):
-        self.level = level
+    NAME = None
+
+    def __init__(self):
         self.finding = False
 
+    def run(self, execute, module):
+        execute(module)
+
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow" or self.finding:
+        if name != self.NAME or self.finding:
             return None
         self.finding = True  # the other finders answer the question below
         try:
@@ -229,8 +232,24 @@ class _TensorFlowImport(importlib.abc.MetaPathFinder):
         finally:
             self.finding = False
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader, self.level)
+            spec.loader = _WrappedLoader(spec.loader, type(self), self.run)
         return spec
+
+
+class _TensorFlowImport(_WrappingFinder):
+    """Has `tensorflow` loaded inside `filtered_stderr`. It stays until TensorFlow is
+    imported: Keras asks `importlib.util.find_spec("tensorflow")` whether it is installed
+    long before (or without) importing it."""
+
+    NAME = "tensorflow"
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+
+    def run(self, execute, module):
+        with filtered_stderr(self.level):
+            execute(module)
 
 
 def hide_tensorflow_start_up_lines(environ=os.environ):
@@ -278,34 +297,14 @@ def _answer_only_once_imported(module_utils):
     lazy.__class__ = TensorFlowOnceImported
 
 
-class _PatchAfterImport(importlib.abc.Loader):
-    """Runs another loader's `exec_module`, then `patch` on the module."""
-
-    def __init__(self, loader, patch):
-        self.loader, self.patch = loader, patch
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        module.__loader__ = module.__spec__.loader = self.loader
-        self.loader.exec_module(module)
-        self.patch(module)
-
-
-class _KerasModuleUtilsImport(importlib.abc.MetaPathFinder):
-    """Finds Keras' `module_utils` as the other finders do, to patch it once it is loaded."""
+class _KerasModuleUtilsImport(_WrappingFinder):
+    """Has Keras' `module_utils` patched by `_answer_only_once_imported` once it is loaded."""
 
     NAME = "keras.src.utils.module_utils"
 
-    def find_spec(self, name, path=None, target=None):
-        if name != self.NAME:
-            return None
-        sys.meta_path.remove(self)  # once; also keeps the question below from coming back here
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _PatchAfterImport(spec.loader, _answer_only_once_imported)
-        return spec
+    def run(self, execute, module):
+        execute(module)
+        _answer_only_once_imported(module)
 
 
 def leave_tensorflow_unimported():
