@@ -272,10 +272,6 @@ def hide_tensorflow_start_up_lines(environ=os.environ):
 # (2 CPU cores) and a few hundred MB, for nothing `ssd-keras` uses there.
 
 
-def _keras_backend():
-    return importlib.import_module("keras").backend.backend()
-
-
 def _answer_only_once_imported(module_utils):
     """Gives `module_utils.tensorflow` (Keras' lazy module) a class whose `available` is
     False while TensorFlow is not imported and the backend is not TensorFlow; otherwise
@@ -290,7 +286,7 @@ def _answer_only_once_imported(module_utils):
 
         @property
         def available(self):
-            if "tensorflow" not in sys.modules and _keras_backend() != "tensorflow":
+            if "tensorflow" not in sys.modules and current_backend() != "tensorflow":
                 return False  # no TensorFlow object can exist yet: no set_random_seed of it either
             return base.available.fget(self)
 
