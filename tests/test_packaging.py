@@ -32,3 +32,21 @@ def test_original_import_paths_work_from_another_directory(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_installed_ml_dtypes_is_not_the_one_that_slows_every_start():
+    # ml_dtypes 0.7.0 spends about a second of CPU at its import (its NumPy loops are
+    # registered in quadratic time), which every process that imports Keras pays.
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        required = [Requirement(r) for r in metadata.requires("ssd-keras") or []]
+    except metadata.PackageNotFoundError:
+        import pytest
+
+        pytest.skip("the package is not installed in this environment (pip install -e .)")
+    [ml_dtypes] = [r for r in required if r.name.replace("_", "-") == "ml-dtypes"]
+    assert "0.7.0" not in ml_dtypes.specifier and "0.6.0" in ml_dtypes.specifier
+    assert metadata.version("ml_dtypes") in ml_dtypes.specifier
