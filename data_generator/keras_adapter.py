@@ -11,7 +11,7 @@ import cv2
 import keras
 import numpy as np
 
-from data_generator.batch_workers import BatchWorkers, WorkerError, fork_available, shared_bytes
+from data_generator.batch_workers import BatchWorkers, fork_available, shared_bytes
 from misc_utils.random_utils import reseed_generators
 
 
@@ -30,7 +30,7 @@ class DataGeneratorDataset(keras.utils.PyDataset):
         self.start_method = start_method
         self.epoch = 0
         self.first_batch = 0  # a resumed epoch starts here (see ssd_keras_cli.checkpointing)
-        self.worker_error = None  # the WorkerError of a batch worker process that died
+        self.batch_error = None  # what stopped a batch: the data's error, or a batch worker's WorkerError
         self.data_generator = data_generator
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -105,15 +105,16 @@ class DataGeneratorDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range for a data set of {len(self)} batches per epoch.")
         step = self.epoch * self.epoch_length + self.first_batch + index
-        if self._process_workers:
-            with self._pool_lock:
-                try:
+        try:
+            if self._process_workers:
+                with self._pool_lock:
                     return self._from_workers(step)
-                except WorkerError as error:
-                    # Kept for the caller: Keras may hand it on wrapped in a backend's error.
-                    self.worker_error = error
-                    raise
-        return self._build((step, self._batch_indices(step)))
+            return self._build((step, self._batch_indices(step)))
+        except Exception as error:
+            # Kept for the caller: Keras may hand it on wrapped in a backend's error
+            # (TensorFlow's input pipeline makes it an UnknownError holding the traceback as text).
+            self.batch_error = error
+            raise
 
     def _from_workers(self, step):
         if self._pool is None:

@@ -142,10 +142,16 @@ def resume_candidates(out_dir):
 def earlier_run(out_dir):
     """The files of an earlier training run in `out_dir` that a new run would overwrite or
     mix with its own: its checkpoints, resume points, ``model.keras`` and
-    ``training_log.csv`` (empty if there is none)."""
-    files = [os.path.join(out_dir, name) for name in ("model.keras", "training_log.csv")]
+    ``training_log.csv`` (empty if there is none). A log without an epoch's row (a run that
+    stopped before its first epoch ended, on bad data say) holds nothing to keep."""
+    files = [path for path in [os.path.join(out_dir, "model.keras")] if os.path.isfile(path)]
+    log = os.path.join(out_dir, "training_log.csv")
+    if os.path.isfile(log):
+        with open(log, "rb") as f:
+            if len([line for line in f.read().splitlines() if line.strip()]) > 1:  # a header and at least one row
+                files.append(log)
     # Not `resume_candidates`: ordering them opens every checkpoint, and any order will do here.
-    return sorted(_checkpoint_files(out_dir)) + [path for path in files if os.path.isfile(path)]
+    return sorted(_checkpoint_files(out_dir)) + files
 
 
 def check_new_run(out_dir, overwrite=False, flags=False, log=None):

@@ -1,6 +1,7 @@
 """Data sets for the command line: VOC XML, COCO JSON, CSV or HDF5 into a `DataGenerator`."""
 
 import os
+import warnings
 
 import numpy as np
 
@@ -97,7 +98,8 @@ def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), lab
 
     Raises:
         ValueError: for an unknown format or missing arguments.
-        FileNotFoundError: naming the missing directory or file.
+        FileNotFoundError: naming the missing directory or file, or the image files
+            the annotations name that are missing.
     """
     if data_format not in FORMATS:
         raise ValueError(f"Expected `data_format` to be one of {set(FORMATS)}. Received: data_format={data_format!r}")
@@ -131,6 +133,38 @@ def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), lab
             raise ValueError("The 'csv' format needs a labels file (--labels).")
         _existing([labels_file], "CSV labels file", "file")
         dataset.parse_csv(images_dir=images_dirs[0], labels_filename=labels_file, input_format=list(input_format), verbose=verbose)
+    source = {"voc": image_sets, "coco": annotations, "csv": [labels_file]}[data_format]
+    _warn_of_degenerate_boxes(dataset, ", ".join(source))
+    _check_images(dataset.filenames, ", ".join(source))
     if in_memory:
         dataset.load_images()
     return dataset
+
+
+def _check_images(filenames, source):
+    """Before any work: each image file the annotations name exists (a missing one would
+    otherwise stop training when its batch comes)."""
+    missing = [path for path in filenames if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(filenames)} image files that {source} names are missing: "
+                                f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}")
+
+
+def _warn_of_degenerate_boxes(dataset, source):
+    """Boxes with ``xmax <= xmin`` or ``ymax <= ymin`` (swapped columns, say): training's box
+    filters drop them without a word, and evaluation counts them as objects never found."""
+    if dataset.labels is None:
+        return
+    per_image = [np.asarray(labels, dtype=np.float64).reshape(len(labels), -1) for labels in dataset.labels]
+    counts = [len(labels) for labels in per_image]
+    if not sum(counts):
+        return
+    f = dataset.labels_format
+    boxes = np.concatenate([labels for labels in per_image if len(labels)])
+    image = np.repeat(np.arange(len(per_image)), counts)
+    bad = np.flatnonzero((boxes[:, f["xmax"]] <= boxes[:, f["xmin"]]) | (boxes[:, f["ymax"]] <= boxes[:, f["ymin"]]))
+    if len(bad):
+        named = [f"{os.path.basename(dataset.filenames[image[k]])} (xmin {boxes[k, f['xmin']]:g}, ymin {boxes[k, f['ymin']]:g}, "
+                 f"xmax {boxes[k, f['xmax']]:g}, ymax {boxes[k, f['ymax']]:g})" for k in bad[:3]]
+        warnings.warn(f"{len(bad)} of {len(boxes)} boxes in {source} have xmax <= xmin or ymax <= ymin (training leaves them out; "
+                      f"evaluation counts them as objects to find): {', '.join(named)}{', ...' if len(bad) > 3 else ''}", stacklevel=3)

@@ -262,6 +262,7 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     """
     import keras
 
+    from data_generator.batch_workers import WorkerError
     from keras_loss_function.keras_ssd_loss import SSDLoss
 
     _check("lr_schedule", lr_schedule, LR_SCHEDULES)
@@ -401,13 +402,18 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
                     _merge(history, model.fit(train_data, epochs=epochs, validation_data=val_data, callbacks=all_callbacks,
                                               initial_epoch=first_epoch, shuffle=False, verbose=0))
     except Exception as error:
-        worker_error = getattr(train_data, "worker_error", None)
-        if worker_error is None:
+        # A batch could not be built: a batch worker died, or the data raised (a missing or
+        # damaged image...). Keras may hand the error on wrapped in a backend's error.
+        cause = next((data.batch_error for data in (train_data, val_data) if getattr(data, "batch_error", None) is not None), None)
+        if cause is None:
             raise
-        # A batch worker died (Keras may hand its error on wrapped in a backend's error).
         last = recorder.last_checkpoint or resume
-        message = (f"{worker_error} Training stopped at epoch {recorder.epoch + 1}; the last checkpoint is {last or 'none yet'}; "
-                   "go on with --resume latest.")
+        if isinstance(cause, WorkerError):
+            what, then = str(cause), "go on with --resume latest."
+        else:
+            what = f"{type(cause).__name__}: {str(cause).rstrip('.')}."
+            then = "mend the data, then go on with --resume latest." if last else "mend the data and start again."
+        message = f"{what} Training stopped at epoch {recorder.epoch + 1}; the last checkpoint is {last or 'none yet'}; {then}"
         log.write(message)
         raise TrainingError(message) from error
     finally:

@@ -350,6 +350,35 @@ def test_model_fit_runs_one_epoch_from_the_adapter(voc):
     assert x.shape[1:] == (64, 64, 3) and y.shape == (len(x), encoder.n_boxes_total, 3 + 12)
 
 
+@pytest.mark.backends
+@pytest.mark.slow
+def test_an_image_that_fails_in_fit_is_kept_by_the_data_set_unwrapped(tmp_path):
+    # TensorFlow's input pipeline hands the error of a batch on as an UnknownError with the
+    # traceback as text; the data set keeps the error itself, for `ssd-keras train` to name.
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from keras_loss_function.keras_ssd_loss import SSDLoss
+    from models.keras_ssd7 import build_model
+
+    filenames = [str(tmp_path / f"img{i}.png") for i in range(5)]
+    for i, path in enumerate(filenames):
+        _draw(path, 64, 64, [[8, 8, 40, 40]], seed=i)
+    dataset = DataGenerator(filenames=filenames, labels=[np.array([[1, 8, 8, 40, 40]], float)] * 5, verbose=False)
+    model, sizes = build_model((64, 64, 3), 1, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True, return_predictor_sizes=True)
+    encoder = SSDInputEncoder(64, 64, 1, sizes, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True)
+    data = dataset.keras_dataset(batch_size=1, shuffle=False, transformations=[Resize(64, 64)], label_encoder=encoder)
+    os.remove(filenames[4])  # batch 4: after the two batches Keras builds up front to learn their shapes
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss=SSDLoss().compute_loss)
+    with pytest.raises(Exception) as info:
+        model.fit(data, epochs=1, verbose=0)
+    assert isinstance(data.batch_error, DatasetError) and str(data.batch_error) == f"Image file not found: {filenames[4]}"
+    if keras.backend.backend() == "tensorflow":
+        assert type(info.value).__name__ == "UnknownError" and "Image file not found" in str(info.value)
+    else:
+        assert info.value is data.batch_error
+
+
 def test_worker_reseeding_gives_each_process_its_own_stream():
     from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
     from misc_utils.random_utils import reseed_generators as _reseed

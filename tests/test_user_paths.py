@@ -138,6 +138,42 @@ def test_a_corrupt_image_is_skipped_and_named(models, images, tmp_path):
     assert only_bad.returncode == 1 and "1 of 1 images could not be read" in only_bad.stderr
 
 
+@pytest.mark.slow
+def test_training_data_at_fault_is_named_before_training_or_when_met(tmp_path):
+    # A CSV that names a missing image is refused before any work, and a box with swapped
+    # columns is named in a warning. An image that cannot be decoded stops training when its
+    # batch comes, in one line naming it (under TensorFlow its error arrives wrapped in the
+    # input pipeline's); mended, the same command starts again in the same --out.
+    folder, out = tmp_path / "images", tmp_path / "run"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"img{i}.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    labels = folder / "labels.csv"
+    rows = [f"img{i}.png,8,40,8,40,1" for i in range(6)]
+
+    def train_on(rows):
+        labels.write_text("frame,xmin,xmax,ymin,ymax,class_id\n" + "\n".join(rows) + "\n")
+        return ssd_keras("train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "2", "--epochs", "1", "--augment", "none",
+                         "--classes", "a,b", "--quiet", "--data-format", "csv", "--images-dir", str(folder), "--labels", str(labels),
+                         "--out", str(out))
+
+    result = train_on(rows + ["gone.png,8,40,8,40,1", "img0.png,40,8,8,40,2"])
+    assert result.returncode == 1
+    assert (f"ssd-keras train: warning: 1 of 8 boxes in {labels} have xmax <= xmin or ymax <= ymin (training leaves them out; "
+            "evaluation counts them as objects to find): img0.png (xmin 40, ymin 8, xmax 8, ymax 40)\n") in result.stderr
+    assert result.stderr.endswith(f"ssd-keras train: error: 1 of 7 image files that {labels} names are missing: {folder / 'gone.png'}\n")
+    assert not out.exists()
+    (folder / "img3.png").write_bytes(b"\x89PNG not really")
+    result = train_on(rows)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.endswith(f"ssd-keras train: error: DatasetError: Cannot decode image file: {folder / 'img3.png'}. Training "
+                                  "stopped at epoch 1; the last checkpoint is none yet; mend the data and start again.\n"), result.stderr
+    result = train_on(rows[:3] + rows[4:])  # no --overwrite needed: the failed run left no epoch behind
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isfile(out / "model.keras")
+
+
 def test_boxes_far_outside_the_image_are_drawn_clipped_and_kept_in_the_json(models, images, tmp_path):
     out = str(tmp_path / "wild")
     result = ssd_keras("predict", "--model-file", str(models / "wild.keras"), "--confidence-thresh", "0.01", "--quiet", "--out", out,
