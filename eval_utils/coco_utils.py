@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from eval_utils.average_precision_evaluator import iterate_predictions
+from misc_utils.file_utils import write_json
 
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -51,8 +52,7 @@ def predict_all_to_json(out_file, model, img_height, img_width, classes_to_cats,
                 "score": round(float(score), 3),
                 "bbox": [round(float(xmin), 1), round(float(ymin), 1), round(float(xmax - xmin), 1), round(float(ymax - ymin), 1)],
             })
-    with open(out_file, "w", encoding="utf8") as f:
-        json.dump(results, f)
+    write_json(out_file, results)
     return results
 
 

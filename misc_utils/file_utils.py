@@ -5,10 +5,12 @@ ends normally the file is flushed to the disk and renamed over `path` in one ste
 (`os.replace`), and the rename flushed too; when it raises (an error, Ctrl-C), the
 temporary file is removed and `path` is as it was. A reader sees the old file or the
 new one, never half of one. Every file the project writes for keeps (model and weight
-files, HDF5 data sets, checkpoints, logs it rewrites) goes through it. `open_hdf5` opens an HDF5 file for reading with errors that name it.
+files, HDF5 data sets, checkpoints, logs it rewrites, the JSON results of `evaluate`, `predict`
+and the demo: `write_json`) goes through it. `open_hdf5` opens an HDF5 file for reading with errors that name it.
 """
 
 import contextlib
+import json
 import os
 
 import h5py
@@ -39,6 +41,13 @@ def atomic_write(path, suffix=""):
     except BaseException:
         remove_quietly(temporary)
         raise
+
+
+def write_json(path, value, indent=None):
+    """`json.dump` of `value` to `path` through `atomic_write`: a crash, or a value that
+    cannot be written halfway through, leaves the earlier file as it was."""
+    with atomic_write(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=indent)
 
 
 def sync_folder(folder):

@@ -441,8 +441,9 @@ def cmd_evaluate(args):
         print(format_voc_table(results, classes))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "metrics.json"), "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        from misc_utils.file_utils import write_json
+
+        write_json(os.path.join(args.out, "metrics.json"), results, indent=2)
     return 0
 
 

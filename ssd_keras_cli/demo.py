@@ -12,7 +12,6 @@ notebook's 0.3, anchors that overlap an object by 0.3-0.5 never learn to be back
 and end up as confident, badly placed duplicates).
 """
 
-import json
 import os
 import time
 
@@ -38,6 +37,7 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
     import keras
 
     from data_generator.synthetic_shapes import make_shapes_dataset
+    from misc_utils.file_utils import write_json
     from ssd_keras_cli.data import load_dataset
     from ssd_keras_cli.evaluation import evaluate_voc, format_voc_table
     from ssd_keras_cli.inference import add_decoding, save_model
@@ -89,8 +89,7 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
     results.update(classes=classes[1:], seconds=round(time.time() - start, 1), data_seconds=round(data_time, 1),
                    training_seconds=round(train_time, 1), evaluation_seconds=round(evaluation_time, 1),
                    final_loss=float(history.history["loss"][-1]), epochs=epochs, model=model_path, backend=keras.backend.backend())
-    with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+    write_json(os.path.join(out_dir, "metrics.json"), results, indent=2)
     print(format_voc_table(results, classes))
     print(f"Saved {model_path} and {len(shown)} drawings in {os.path.join(out_dir, 'predictions')}; "
           f"{results['seconds']:.0f} s in all ({keras.backend.backend()} backend).")

@@ -1,6 +1,5 @@
 """Prediction on image files: drawn PNGs and a JSON of detections."""
 
-import json
 import os
 
 import numpy as np
@@ -64,6 +63,7 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
 
     from data_generator.object_detection_2d_data_generator import DataGenerator
     from eval_utils.average_precision_evaluator import iterate_predictions
+    from misc_utils.file_utils import write_json
     from ssd_keras_cli.inference import draw_boxes, write_png
 
     dataset = DataGenerator(filenames=list(paths), verbose=False)
@@ -88,6 +88,5 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
     failed = [(paths[index], str(error)) for index, error in skipped]
     for path, reason in failed:
         warnings.warn(f"Skipped {path}: {reason}", stacklevel=2)
-    with open(os.path.join(out_dir, "detections.json"), "w", encoding="utf-8") as f:
-        json.dump(records, f, indent=1)
+    write_json(os.path.join(out_dir, "detections.json"), records, indent=1)
     return records, failed

@@ -292,3 +292,18 @@ def test_the_files_named_for_a_bad_batch_follow_the_rows_when_images_were_droppe
     assert recorder.batch_files(0, 0) == [f"img{i}.jpg" for i in range(8)]  # rows 0-2 of batch 0, row 3 of batch 1
     assert recorder.batch_files(0, 1) == [f"img{i}.jpg" for i in range(4, 12)]  # rows 4-6 of batch 1, row 7 of batch 2
     assert recorder.batch_files(0, 2) == [f"img{i}.jpg" for i in range(8, 12)]  # rows 8-10: batch 2 only
+
+
+def test_a_json_result_that_fails_halfway_leaves_the_earlier_file(tmp_path):
+    # metrics.json, detections.json and COCO results go through `write_json`; `json.dump`
+    # writes as it goes, so a plain open() would leave half of the new file.
+    import json
+
+    from misc_utils.file_utils import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(str(path), {"mAP": 0.5}, indent=2)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(str(path), {"mAP": 0.6, "AP": [0.6, object()]}, indent=2)
+    assert json.loads(path.read_text()) == {"mAP": 0.5}
+    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left
