@@ -155,13 +155,13 @@ def _warn_of_degenerate_boxes(dataset, source):
     filters drop them without a word, and evaluation counts them as objects never found."""
     if dataset.labels is None:
         return
-    per_image = [np.asarray(labels, dtype=np.float64).reshape(len(labels), -1) for labels in dataset.labels]
-    counts = [len(labels) for labels in per_image]
-    if not sum(counts):
+    per_image = [(i, np.asarray(labels, dtype=np.float64)) for i, labels in enumerate(dataset.labels)]
+    per_image = [(i, labels.reshape(len(labels), -1)) for i, labels in per_image if labels.size]  # images without boxes: none
+    if not per_image:
         return
     f = dataset.labels_format
-    boxes = np.concatenate([labels for labels in per_image if len(labels)])
-    image = np.repeat(np.arange(len(per_image)), counts)
+    boxes = np.concatenate([labels for _, labels in per_image])
+    image = np.concatenate([np.full(len(labels), i) for i, labels in per_image])
     bad = np.flatnonzero((boxes[:, f["xmax"]] <= boxes[:, f["xmin"]]) | (boxes[:, f["ymax"]] <= boxes[:, f["ymin"]]))
     if len(bad):
         named = [f"{os.path.basename(dataset.filenames[image[k]])} (xmin {boxes[k, f['xmin']]:g}, ymin {boxes[k, f['ymin']]:g}, "

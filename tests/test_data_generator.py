@@ -350,6 +350,31 @@ def test_model_fit_runs_one_epoch_from_the_adapter(voc):
     assert x.shape[1:] == (64, 64, 3) and y.shape == (len(x), encoder.n_boxes_total, 3 + 12)
 
 
+def test_the_command_lines_data_names_swapped_boxes_and_missing_images(voc):
+    import warnings
+
+    from ssd_keras_cli.data import load_dataset
+
+    def load():
+        return load_dataset("voc", [str(voc / "JPEGImages")], [str(voc / "ImageSets/Main/trainval.txt")], [str(voc / "Annotations")],
+                            classes=CLASSES, verbose=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say; img_c has no boxes
+        assert len(load().filenames) == 3
+    (voc / "Annotations" / "img_a.xml").write_text(_voc_xml([("cat", 5, 6, 25.5, 30, 0, 0), ("dog", 55, 2, 30, 20, 0, 0)], 40, 60))
+    with pytest.warns(UserWarning) as caught:
+        load()
+    assert [str(w.message) for w in caught] == [
+        f"1 of 3 boxes in {voc / 'ImageSets/Main/trainval.txt'} have xmax <= xmin or ymax <= ymin (training leaves them out; "
+        "evaluation counts them as objects to find): img_a.jpg (xmin 55, ymin 2, xmax 30, ymax 20)"]
+    os.remove(voc / "JPEGImages" / "img_b.jpg")
+    with pytest.warns(UserWarning), pytest.raises(FileNotFoundError) as error:
+        load()
+    assert str(error.value) == (f"1 of 3 image files that {voc / 'ImageSets/Main/trainval.txt'} names are missing: "
+                                f"{voc / 'JPEGImages' / 'img_b.jpg'}")
+
+
 @pytest.mark.backends
 @pytest.mark.slow
 def test_an_image_that_fails_in_fit_is_kept_by_the_data_set_unwrapped(tmp_path):
