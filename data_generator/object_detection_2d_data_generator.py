@@ -33,6 +33,12 @@ RETURN_ORDER = ("processed_images", "encoded_labels", "matched_anchors", "proces
 DEGENERATE_BOX_HANDLING = ("remove", "warn", "error")
 
 
+def degenerate_boxes(labels, labels_format):
+    """Mask of the rows of `labels` (a 2-D array) whose box has ``xmax <= xmin`` or ``ymax <= ymin``."""
+    f = labels_format
+    return (labels[:, f["xmax"]] <= labels[:, f["xmin"]]) | (labels[:, f["ymax"]] <= labels[:, f["ymin"]])
+
+
 class DegenerateBatchError(Exception):
     """A batch that cannot be formed: no image left, or images of different sizes."""
 
@@ -348,7 +354,6 @@ class DataGenerator:
         has_labels = self.labels is not None
         transformations = self._prepared(transformations)
         degenerate_filter = BoxFilter(check_overlap=False, check_min_area=False, check_degenerate=True, labels_format=self.labels_format)
-        f = self.labels_format
         batch = defaultdict(list)
         for i in indices:
             image = self._image(i)
@@ -379,7 +384,7 @@ class DataGenerator:
                     batch["original_labels"].pop()
                 continue
             if has_labels and len(labels):
-                bad = (labels[:, f["xmax"]] <= labels[:, f["xmin"]]) | (labels[:, f["ymax"]] <= labels[:, f["ymin"]])
+                bad = degenerate_boxes(labels, self.labels_format)
                 if bad.any():
                     message = f"{self._item_name(i)}: degenerate box(es) after the transformations: {labels[bad].tolist()}"
                     if degenerate_box_handling == "error":

@@ -146,10 +146,8 @@ def earlier_run(out_dir):
     stopped before its first epoch ended, on bad data say) holds nothing to keep."""
     files = [path for path in [os.path.join(out_dir, "model.keras")] if os.path.isfile(path)]
     log = os.path.join(out_dir, "training_log.csv")
-    if os.path.isfile(log):
-        with open(log, "rb") as f:
-            if len([line for line in f.read().splitlines() if line.strip()]) > 1:  # a header and at least one row
-                files.append(log)
+    if len(_log_rows(log)) > 1:  # a header and at least one epoch's row
+        files.append(log)
     # Not `resume_candidates`: ordering them opens every checkpoint, and any order will do here.
     return sorted(_checkpoint_files(out_dir)) + files
 
@@ -223,16 +221,21 @@ def _plain(value):
         return None
 
 
+def _log_rows(path):
+    """The non-empty rows of a CSVLogger file, its header first; none if there is no file."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [row for row in csv.reader(f) if row]
+
+
 def truncate_log(path, epoch):
     """Drops the rows of epochs >= `epoch` from a CSVLogger file (a resumed run writes them again)."""
-    if not os.path.isfile(path):
-        return
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    rows = _log_rows(path)
     if not rows or "epoch" not in rows[0]:
         return
     column = rows[0].index("epoch")
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[column]) < epoch]
+    kept = [rows[0]] + [row for row in rows[1:] if int(row[column]) < epoch]
     if len(kept) == len(rows):
         return
     with atomic_write(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as f:

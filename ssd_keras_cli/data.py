@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from data_generator.object_detection_2d_data_generator import VOC_CLASSES, DataGenerator
+from data_generator.object_detection_2d_data_generator import VOC_CLASSES, DataGenerator, degenerate_boxes
 
 FORMATS = ("voc", "coco", "csv", "hdf5")
 CSV_FORMAT = ("image_name", "xmin", "xmax", "ymin", "ymax", "class_id")
@@ -175,7 +175,7 @@ def _warn_of_degenerate_boxes(dataset, source):
     f = dataset.labels_format
     boxes = np.concatenate([labels for _, labels in per_image])
     image = np.concatenate([np.full(len(labels), i) for i, labels in per_image])
-    bad = np.flatnonzero((boxes[:, f["xmax"]] <= boxes[:, f["xmin"]]) | (boxes[:, f["ymax"]] <= boxes[:, f["ymin"]]))
+    bad = np.flatnonzero(degenerate_boxes(boxes, f))
     if len(bad):
         named = [f"{os.path.basename(dataset.filenames[image[k]])} (xmin {boxes[k, f['xmin']]:g}, ymin {boxes[k, f['ymin']]:g}, "
                  f"xmax {boxes[k, f['xmax']]:g}, ymax {boxes[k, f['ymax']]:g})" for k in bad[:3]]
