@@ -4,6 +4,7 @@ import pytest
 from conftest import SSD300_VOC
 from reference import decode_image, greedy_nms as reference_nms
 from ssd_encoder_decoder.layout import OFFSETS, VARIANCES
+from ssd_encoder_decoder import ssd_output_decoder
 from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
 from ssd_encoder_decoder.ssd_output_decoder import (
     _greedy_nms,
@@ -73,20 +74,30 @@ def test_decode_detections_fast_equals_loop_reference(seed):
         np.testing.assert_allclose(detections, decode_image(image_pred, 0.3, 0.45, "all", 60, 80, fast=True), atol=1e-9)
 
 
-@pytest.mark.slow
-def test_large_batch_uses_the_candidate_subset_exactly(rng):
-    # SSD300 with >1024 candidates per image: the first try covers 1024 of them.
+def test_large_batch_uses_the_candidate_subset_exactly(rng, monkeypatch):
+    # SSD300 with 1500 candidates (anchor, class) over the threshold, the others below it:
+    # the first try covers the best 4 * top_k (at least 1024) of them.
+    tries = []
+    top_k_candidates = ssd_output_decoder._top_k_candidates
+    monkeypatch.setattr(ssd_output_decoder, "_top_k_candidates",
+                        lambda scores, limit: tries.append((len(scores), limit)) or top_k_candidates(scores, limit))
     encoder = SSDInputEncoder(**SSD300_VOC)
     y = encoder.generate_encoding_template(1).astype(np.float64)
-    logits = rng.normal(0, 1, y[..., :21].shape)
-    y[..., :21] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    n_anchors = y.shape[1]
+    scores = rng.uniform(0, 0.1, (n_anchors, 21))
+    anchors, classes = np.unravel_index(rng.choice(n_anchors * 20, 1500, replace=False), (n_anchors, 20))
+    scores[anchors, classes + 1] = rng.uniform(0.1, 1, 1500)
+    y[0, :, :21] = scores
     y[..., OFFSETS] = rng.normal(0, 1, y[..., OFFSETS].shape)
     out = decode_detections(y, confidence_thresh=0.1, iou_threshold=0.45, top_k=300, img_height=300, img_width=300)[0]
-    expected = decode_image(y[0], 0.1, 0.45, 300, 300, 300)
-    assert len(out) == 300
-    np.testing.assert_allclose(out, expected, atol=1e-9)
-    # A tight IoU threshold suppresses so much that the first try is not enough.
+    assert tries == [(1500, 1200)] and len(out) == 300
+    np.testing.assert_allclose(out, decode_image(y[0], 0.1, 0.45, 300, 300, 300), atol=1e-9)
+    # Boxes 2.2 times their anchors' size and a tight IoU threshold: the best 1024 keep
+    # fewer than top_k boxes, so the decoder runs again on all of them.
+    tries.clear()
+    y[..., OFFSETS][..., 2:] += 4
     out = decode_detections(y, confidence_thresh=0.1, iou_threshold=0.01, top_k=200, img_height=300, img_width=300)[0]
+    assert tries == [(1500, 1024), (1500, 1500)] and 0 < len(out) < 200
     np.testing.assert_allclose(out, decode_image(y[0], 0.1, 0.01, 200, 300, 300), atol=1e-9)
 
 
