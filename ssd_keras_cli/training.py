@@ -333,6 +333,11 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
                 load_weights_file(model, weights, for_training=True)
             model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss,
                           jit_compile=jit_compile)
+        # Without a tf.distribute strategy, Keras builds the optimizer inside the first traced
+        # step, and TensorFlow then traces that step again, as a step that creates no variables.
+        # Built here, the step is traced once (the first epoch starts seconds sooner).
+        if keras.backend.backend() == "tensorflow" and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     fix_multiworker(model)
     extended = getattr(distribution, "extended", None)  # tf.distribute only
     if extended is not None and not extended.should_checkpoint:

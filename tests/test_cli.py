@@ -432,3 +432,26 @@ def test_sample_weights_command(tmp_path, capsys):
         assert main(["sample-weights", "--source", source, "--dest", str(tmp_path / "bad.h5"), *extra]) == 1
         assert message in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "bad.h5")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow traces the training step")
+def test_training_traces_its_step_once_under_tensorflow(tmp_path, monkeypatch):
+    # Keras builds an unbuilt optimizer inside the first traced step; TensorFlow then traces
+    # the step a second time (as one that creates no variables). `train` builds it first.
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    from data_generator.object_detection_2d_data_generator import DataGenerator
+    from ssd_keras_cli.training import train
+
+    traced = []
+    train_step = TensorFlowTrainer.train_step
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", lambda self, data: traced.append(1) or train_step(self, data))
+    rng = np.random.default_rng(3)
+    dataset = DataGenerator(filenames=[f"img{i}.png" for i in range(4)], labels=[np.array([[1, 8, 8, 40, 40]], float)] * 4, verbose=False)
+    dataset.images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
+    for extra in ({}, {"resume": "latest", "epochs": 2}):
+        traced.clear()
+        model, history = train("ssd7", dataset, 1, str(tmp_path), image_size=(64, 64, 3), **{"epochs": 1, **extra}, batch_size=2,
+                               augment="none", lr_schedule="constant", verbose=0)
+        assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"]).all()
+        assert len(traced) == 1, f"{extra}: the training step was traced {len(traced)} times"
