@@ -123,6 +123,7 @@ sgd = SGD(learning_rate=0.001, momentum=0.9, nesterov=False)   # Keras 3: learni
 # adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
 ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
 model.compile(optimizer=sgd, loss=ssd_loss.compute_loss)
+model.optimizer.build(model.trainable_variables)  # optional: TensorFlow then traces the training step once, not twice
 
 # %% [markdown]
 # To continue from a saved model instead (Keras 3 `.keras` files; the `custom_objects` of the

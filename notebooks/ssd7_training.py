@@ -102,6 +102,7 @@ model = build_model(image_size=(img_height, img_width, img_channels), n_classes=
 adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
 ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
 model.compile(optimizer=adam, loss=ssd_loss.compute_loss)
+model.optimizer.build(model.trainable_variables)  # optional: TensorFlow then traces the training step once, not twice
 
 # %% [markdown]
 # ## 3. Data
