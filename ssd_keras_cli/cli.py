@@ -105,6 +105,15 @@ def _add_data_args(parser, prefix="", required=True, help_suffix=""):
     group.add_argument(f"--{prefix}hdf5", dest=f"{dest}hdf5", metavar="FILE", help="HDF5: the data set file")
 
 
+def _check_data(args, prefix):
+    """The data flags' paths, checked before a model is loaded (see `data.check_data_paths`)."""
+    from ssd_keras_cli.data import check_data_paths
+
+    get = lambda name: getattr(args, prefix + name)  # noqa: E731
+    check_data_paths(get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
+                     labels_file=get("labels"), hdf5=get("hdf5"))
+
+
 def _load_data(args, prefix, classes, exclude_difficult=False, exclude_crowd=False, in_memory=False):
     from ssd_keras_cli.data import load_dataset
 
@@ -417,6 +426,7 @@ def cmd_evaluate(args):
 
     if args.metric == "coco" and (args.data_format != "coco" or len(args.annotations) != 1):
         raise UsageError("--metric coco needs --data-format coco with one --annotations file")
+    _check_data(args, "")  # a path at fault is named before the model is loaded
     model, classes, named = _detector(args)
     height, width = model.inputs[0].shape[1:3]
     dataset = _load_data(args, "", classes)

@@ -76,6 +76,42 @@ def _existing(paths, what, kind="dir"):
     return list(paths)
 
 
+def check_data_paths(data_format, images_dirs=(), image_sets=(), annotations=(), labels_file=None, hdf5=None):
+    """What `load_dataset` checks before it reads anything (the format, the arguments it needs,
+    that the folders and files exist); the command line calls it before a model is loaded.
+
+    Raises:
+        ValueError: for an unknown format or missing arguments.
+        FileNotFoundError: naming the missing directory or file.
+    """
+    if data_format not in FORMATS:
+        raise ValueError(f"Expected `data_format` to be one of {set(FORMATS)}. Received: data_format={data_format!r}")
+    if data_format == "hdf5":
+        if not hdf5:
+            raise ValueError("The 'hdf5' format needs an HDF5 file (--hdf5).")
+        _existing([hdf5], "HDF5 data set", "file")
+        return
+    if not images_dirs:
+        raise ValueError(f"The {data_format!r} format needs at least one images directory (--images-dir).")
+    _existing(images_dirs, "Images directory")
+    if data_format == "voc":
+        if len(image_sets) != len(images_dirs) or (annotations and len(annotations) != len(images_dirs)):
+            raise ValueError("The 'voc' format needs one image-set file (--image-set) and one annotations directory (--annotations) "
+                             f"per images directory. Received: {len(images_dirs)} images directories, {len(image_sets)} image sets, "
+                             f"{len(annotations)} annotations directories")
+        _existing(image_sets, "Image-set file", "file")
+        _existing(annotations, "Annotations directory")
+    elif data_format == "coco":
+        if len(annotations) != len(images_dirs):
+            raise ValueError("The 'coco' format needs one annotations file (--annotations) per images directory. "
+                             f"Received: {len(images_dirs)} images directories, {len(annotations)} annotation files")
+        _existing(annotations, "COCO annotations file", "file")
+    else:
+        if not labels_file:
+            raise ValueError("The 'csv' format needs a labels file (--labels).")
+        _existing([labels_file], "CSV labels file", "file")
+
+
 def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), labels_file=None, input_format=CSV_FORMAT, hdf5=None,
                  classes=VOC_CLASSES, exclude_difficult=False, exclude_crowd=False, ground_truth=True, in_memory=False, verbose=True):
     """Reads a data set into a `DataGenerator`.
@@ -101,37 +137,17 @@ def load_dataset(data_format, images_dirs=(), image_sets=(), annotations=(), lab
         FileNotFoundError: naming the missing directory or file, or the image files
             the annotations name that are missing.
     """
-    if data_format not in FORMATS:
-        raise ValueError(f"Expected `data_format` to be one of {set(FORMATS)}. Received: data_format={data_format!r}")
+    check_data_paths(data_format, images_dirs, image_sets, annotations, labels_file, hdf5)
     if data_format == "hdf5":
-        if not hdf5:
-            raise ValueError("The 'hdf5' format needs an HDF5 file (--hdf5).")
-        _existing([hdf5], "HDF5 data set", "file")
         return DataGenerator(load_images_into_memory=in_memory, hdf5_dataset_path=hdf5, verbose=verbose)
-    if not images_dirs:
-        raise ValueError(f"The {data_format!r} format needs at least one images directory (--images-dir).")
-    _existing(images_dirs, "Images directory")
     dataset = DataGenerator(load_images_into_memory=False, verbose=verbose)
     if data_format == "voc":
-        if len(image_sets) != len(images_dirs) or (annotations and len(annotations) != len(images_dirs)):
-            raise ValueError("The 'voc' format needs one image-set file (--image-set) and one annotations directory (--annotations) "
-                             f"per images directory. Received: {len(images_dirs)} images directories, {len(image_sets)} image sets, "
-                             f"{len(annotations)} annotations directories")
-        _existing(image_sets, "Image-set file", "file")
-        _existing(annotations, "Annotations directory")
         dataset.parse_xml(images_dirs=list(images_dirs), image_set_filenames=list(image_sets), annotations_dirs=list(annotations),
                           classes=list(classes), exclude_difficult=exclude_difficult, verbose=verbose)
     elif data_format == "coco":
-        if len(annotations) != len(images_dirs):
-            raise ValueError("The 'coco' format needs one annotations file (--annotations) per images directory. "
-                             f"Received: {len(images_dirs)} images directories, {len(annotations)} annotation files")
-        _existing(annotations, "COCO annotations file", "file")
         dataset.parse_json(images_dirs=list(images_dirs), annotations_filenames=list(annotations), ground_truth_available=ground_truth,
                            exclude_crowd=exclude_crowd, verbose=verbose)
     else:
-        if not labels_file:
-            raise ValueError("The 'csv' format needs a labels file (--labels).")
-        _existing([labels_file], "CSV labels file", "file")
         dataset.parse_csv(images_dir=images_dirs[0], labels_filename=labels_file, input_format=list(input_format), verbose=verbose)
     source = {"voc": image_sets, "coco": annotations, "csv": [labels_file]}[data_format]
     _warn_of_degenerate_boxes(dataset, ", ".join(source))

@@ -212,9 +212,6 @@ def load_detector(path, **decode_args):
             weights file or a whole Keras-2 model that Keras 3 cannot rebuild, with the
             flags that load its weights (`keras2_file_advice`).
     """
-    import keras
-
-    import keras_layers  # noqa: F401  (registers the custom layers and the loss)
     from ssd_keras_cli.model_files import CorruptModelFile, verify
 
     if not os.path.isfile(path):
@@ -229,6 +226,10 @@ def load_detector(path, **decode_args):
     advice = keras2_file_advice(path) if path.endswith(".h5") else None
     if advice:
         raise NotAModelError(advice)
+    import keras  # after the checks: a file at fault is named before Keras and its backend start
+
+    import keras_layers  # noqa: F401  (registers the custom layers and the loss)
+
     try:
         model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError) as error:

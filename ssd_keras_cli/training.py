@@ -280,9 +280,9 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"Weights file not found: {path}")
     from ssd_keras_cli import faults
-    from ssd_keras_cli.checkpointing import (RunLog, StopOnSignal, TrainingError, TrainingRecorder, check_new_run, find_resume_point,
+    from ssd_keras_cli.checkpointing import (RESUME_DIR, RunLog, StopOnSignal, TrainingError, check_new_run, find_resume_point,
                                              restore_callback_states, truncate_log)
-    from ssd_keras_cli.checkpointing import RESUME_DIR
+    from ssd_keras_cli.recorder import TrainingRecorder
     from ssd_keras_cli.model_files import ensure_writable, remove_stale_temporaries, save_model, verify
 
     if resume is None and not overwrite:

@@ -258,7 +258,7 @@ def test_a_checkpoint_from_before_the_per_image_loss_resumes_with_its_batches_co
     # batch means) and their number; the batches before a mid-epoch checkpoint were full.
     import types
 
-    from ssd_keras_cli.checkpointing import TrainingRecorder
+    from ssd_keras_cli.recorder import TrainingRecorder
 
     old = dict(epoch=1, batch=2, global_step=6, steps_per_epoch=4, loss_sum=2 * 13.0, loss_count=2)
     recorder = TrainingRecorder(str(tmp_path), 4, dataset=types.SimpleNamespace(batch_size=4, epoch=0), state=old)
@@ -274,7 +274,7 @@ def test_the_files_named_for_a_bad_batch_follow_the_rows_when_images_were_droppe
     # of two data set batches, and the files of both are named.
     import types
 
-    from ssd_keras_cli.checkpointing import TrainingRecorder
+    from ssd_keras_cli.recorder import TrainingRecorder
 
     class Batches:  # the keras_dataset interface batch_files reads; pass order: item i at position i
         batch_size, epoch_length = 4, 3

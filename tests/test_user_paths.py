@@ -30,6 +30,15 @@ def ssd_keras(*argv, timeout=600, env=None):
     return subprocess.run([script, *argv], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def keras_refused(folder):
+    """Environment variables that put a `keras` which cannot be imported first on the path:
+    for errors that must come back at once, before Keras and its backend start (5-7 s)."""
+    os.makedirs(os.path.join(folder, "keras"))
+    with open(os.path.join(folder, "keras", "__init__.py"), "w") as f:
+        f.write("raise ImportError('keras was imported')\n")
+    return {"PYTHONPATH": str(folder)}
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
@@ -193,7 +202,8 @@ def test_a_file_that_is_not_a_model_is_named(make, message, images, tmp_path):
     path = tmp_path / "model.txt"
     make(path)
     target = path if path.exists() else path.with_suffix(".keras")
-    result = ssd_keras("predict", "--model-file", str(target), "--quiet", "--out", str(tmp_path / "out"), str(images))
+    result = ssd_keras("predict", "--model-file", str(target), "--quiet", "--out", str(tmp_path / "out"), str(images),
+                       env=keras_refused(tmp_path / "stub"))
     assert result.returncode == 1 and message in result.stderr and str(target) in result.stderr
     assert "not found" not in result.stderr.lower()
 
@@ -273,12 +283,26 @@ def test_weights_that_do_not_fit_the_model_name_the_cause(tmp_path):
     (["train", "--classes", "my_classes.txt", "--data-format", "voc", "--images-dir", "/no/such/dir"],
      "Class names file not found: my_classes.txt"),
     (["predict", "--top-k", "0", "--model-file", "m.keras", "x.png"], "expected a positive integer"),
+    (["train", "--data-format", "voc", "--images-dir", "/no/such/dir"], "holds an earlier training run (1 files: model.keras)"),
 ])
 def test_argument_errors_exit_2_before_any_data_is_read(argv, message, tmp_path):
     # The images directory does not exist: reading data first would fail with status 1.
-    result = ssd_keras(*argv, "--out", str(tmp_path / "run"))
+    if "earlier training run" in message:  # the same command run again into the folder of a run that ended
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "model.keras").write_bytes(b"")
+    result = ssd_keras(*argv, "--out", str(tmp_path / "run"), env=keras_refused(tmp_path / "stub"))
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Images directory not found" not in result.stderr
+
+
+def test_evaluate_names_a_missing_data_path_before_it_loads_the_model(tmp_path):
+    # Loading SSD300 takes its seconds after Keras' start: a mistyped path is named first.
+    env = keras_refused(tmp_path / "stub")
+    (tmp_path / "images").mkdir()
+    for argv, message in ((["--images-dir", str(tmp_path / "imgs")], f"Images directory not found: {tmp_path / 'imgs'}"),
+                          (["--images-dir", str(tmp_path / "images"), "--image-set", "test.txt"], "Image-set file not found: test.txt")):
+        result = ssd_keras("evaluate", "--model-file", str(tmp_path / "ssd300.keras"), "--data-format", "voc", *argv, env=env)
+        assert result.returncode == 1 and f"ssd-keras evaluate: error: {message}" in result.stderr, result.stderr[-2000:]
 
 
 @pytest.mark.backends
