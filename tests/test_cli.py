@@ -53,7 +53,9 @@ def test_console_script_is_installed():
 
 @pytest.mark.parametrize("argv, message", [
     (["predict", "--model-file", "missing.keras", "no_such_image.jpg"], "Input not found: no_such_image.jpg"),
-    (["evaluate", "--model-file", "missing.keras", "--data-format", "voc", "--images-dir", "/no/such/dir"], "Model file not found: missing.keras"),
+    (["evaluate", "--model-file", "missing.keras", "--data-format", "voc", "--images-dir", "/no/such/dir"],
+     "Images directory not found: /no/such/dir"),  # the data paths first: loading a model takes seconds
+    (["evaluate", "--model-file", "missing.keras", "--data-format", "hdf5", "--hdf5", __file__], "Model file not found: missing.keras"),
     (["train", "--data-format", "voc", "--images-dir", "/no/such/dir"], "Images directory not found: /no/such/dir"),
     (["train", "--data-format", "hdf5"], "needs an HDF5 file"),
     (["train", "--data-format", "csv", "--images-dir", "."], "needs a labels file"),
