@@ -297,8 +297,10 @@ def _detector(args):
     decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
     classes = _classes(args.classes) if args.classes else None
     if args.model_file:
-        model = load_detector(args.model_file, **decode)
         stored = read_info(args.model_file).get("class_names")
+        if classes and stored:  # checked before the model loads (seconds)
+            _check_classes_against_stored(classes, stored, args.model_file)
+        model = load_detector(args.model_file, **decode)
     elif args.model and args.weights:
         from ssd_keras_cli.configs import build, model_kwargs
         from ssd_keras_cli.inference import load_weights_file
@@ -315,16 +317,25 @@ def _detector(args):
     named = bool(classes or stored)
     if classes is None:
         classes = stored or (list(VOC_CLASSES) if n_classes == 20 else ["background"] + [f"class_{i}" for i in range(1, n_classes + 1)])
+    _check_class_count(classes, n_classes)
+    return model, classes, named
+
+
+def _check_class_count(classes, n_classes):
     if len(classes) - 1 != n_classes:
         raise UsageError(f"--classes names {len(classes) - 1} classes ({', '.join(classes[1:])}), but the model has {n_classes}")
-    if stored and list(classes) != list(stored):
+
+
+def _check_classes_against_stored(classes, stored, model_file):
+    """--classes against the class names stored in `model_file` (background first in both)."""
+    _check_class_count(classes, len(stored) - 1)
+    if list(classes) != list(stored):
         if sorted(classes) == sorted(stored):
-            raise UsageError(f"--classes lists the classes of {args.model_file} in another order ({', '.join(classes[1:])}) than it "
+            raise UsageError(f"--classes lists the classes of {model_file} in another order ({', '.join(classes[1:])}) than it "
                              f"was trained with ({', '.join(stored[1:])}): its class ids would name the wrong classes. Give them in "
                              "its order, or leave out --classes")
-        warnings.warn(f"--classes ({', '.join(classes[1:])}) are not the class names stored in {args.model_file} "
-                      f"({', '.join(stored[1:])}); the model's class ids are named after --classes", stacklevel=2)
-    return model, classes, named
+        warnings.warn(f"--classes ({', '.join(classes[1:])}) are not the class names stored in {model_file} "
+                      f"({', '.join(stored[1:])}); the model's class ids are named after --classes", stacklevel=3)
 
 
 def _check_train_args(args, classes):

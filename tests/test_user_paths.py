@@ -104,7 +104,11 @@ def test_class_names_come_from_the_model_file(models, images, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     names = {d["class"] for r in _detections(str(tmp_path / "unnamed")) for d in r["detections"]}
     assert names and names <= {"class_1", "class_2", "class_3"}
+    # Told before Keras starts: the file stores its class names.
     result = ssd_keras("predict", "--model-file", str(models / "named.keras"), "--classes", "cat,dog", "--out", str(tmp_path / "x"),
+                       str(images), env=keras_refused(tmp_path / "stub"))
+    assert result.returncode == 2 and "--classes names 2 classes (cat, dog), but the model has 3" in result.stderr, result.stderr[-2000:]
+    result = ssd_keras("predict", "--model-file", str(models / "unnamed.keras"), "--classes", "cat,dog", "--out", str(tmp_path / "x"),
                        str(images))
     assert result.returncode == 2 and "--classes names 2 classes (cat, dog), but the model has 3" in result.stderr
 
