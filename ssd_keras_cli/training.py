@@ -282,8 +282,8 @@ def train(model_name, train_dataset, n_classes, out_dir, val_dataset=None, image
     from ssd_keras_cli import faults
     from ssd_keras_cli.checkpointing import (RESUME_DIR, RunLog, StopOnSignal, TrainingError, check_new_run, find_resume_point,
                                              restore_callback_states, truncate_log)
-    from ssd_keras_cli.recorder import TrainingRecorder
     from ssd_keras_cli.model_files import ensure_writable, remove_stale_temporaries, save_model, verify
+    from ssd_keras_cli.recorder import TrainingRecorder
 
     if resume is None and not overwrite:
         check_new_run(out_dir)  # before anything is written
