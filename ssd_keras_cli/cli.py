@@ -105,21 +105,24 @@ def _add_data_args(parser, prefix="", required=True, help_suffix=""):
     group.add_argument(f"--{prefix}hdf5", dest=f"{dest}hdf5", metavar="FILE", help="HDF5: the data set file")
 
 
+def _data_source(args, prefix):
+    """The data flags (``--images-dir``... or ``--val-images-dir``...) as `load_dataset` keywords."""
+    get = lambda name: getattr(args, prefix + name)  # noqa: E731
+    return dict(data_format=get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
+                labels_file=get("labels"), hdf5=get("hdf5"))
+
+
 def _check_data(args, prefix):
     """The data flags' paths, checked before a model is loaded (see `data.check_data_paths`)."""
     from ssd_keras_cli.data import check_data_paths
 
-    get = lambda name: getattr(args, prefix + name)  # noqa: E731
-    check_data_paths(get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
-                     labels_file=get("labels"), hdf5=get("hdf5"))
+    check_data_paths(**_data_source(args, prefix))
 
 
 def _load_data(args, prefix, classes, exclude_difficult=False, exclude_crowd=False, in_memory=False):
     from ssd_keras_cli.data import load_dataset
 
-    get = lambda name: getattr(args, prefix + name)  # noqa: E731
-    return load_dataset(get("data_format"), images_dirs=get("images_dir"), image_sets=get("image_set"), annotations=get("annotations"),
-                        labels_file=get("labels"), input_format=args.csv_format.split(","), hdf5=get("hdf5"), classes=classes,
+    return load_dataset(**_data_source(args, prefix), input_format=args.csv_format.split(","), classes=classes,
                         exclude_difficult=exclude_difficult, exclude_crowd=exclude_crowd, in_memory=in_memory, verbose=not args.quiet)
 
 
