@@ -1,9 +1,9 @@
 """Training that survives faults.
 
-`TrainingRecorder` (in `ssd_keras_cli.recorder`) is the callback `training.train` puts first. It writes resume points
-(full `.keras` files: weights, optimizer state, and the training state in the file's
-``ssd_keras.json``) every `save_every` steps and at every epoch end, each atomically
-(`model_files.save_model`). A run killed at any point, even while writing, resumes
+`TrainingRecorder` (in `ssd_keras_cli.recorder`) is the callback `training.train` puts
+first. It writes resume points (full `.keras` files: weights, optimizer state, and the
+training state in the file's ``ssd_keras.json``) every `save_every` steps and at every
+epoch end, each atomically (`model_files.save_model`). A run killed at any point, even while writing, resumes
 from the newest complete one with `--resume latest` (`find_resume_point`, which skips
 damaged files with a warning naming them): the data stream goes on at the batch where
 the checkpoint was written (batches are seeded by their number, so they are the ones
