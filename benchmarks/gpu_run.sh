@@ -9,6 +9,8 @@
 #   torch.json        this project on the PyTorch backend, op by op;
 #   torch_compiled.json  the same with jit_compile=True (torch.compile), bfloat16 training and
 #                     batch 8 only, in the time left;
+#   runs.log          the four runs' output, one after the other (the device tool brings back
+#                     at most 8 files);
 #   table.md          the README's table and each goal, met or missed by how much (gpu_table.py).
 # Each run writes its JSON as it goes, so a run cut short keeps what it measured.
 #
@@ -16,13 +18,16 @@
 #
 # BENCH_ARGS goes before each run's own arguments: a quick check of this script on a CPU is
 #   BENCH_ARGS="--model ssd7 --image-size 64 --train-batch 2 --steps 1 --repeats 1 --fit-steps 2
-#   --pipeline-workers 2 --pipeline-images 32" OUT=/tmp/gpu_out bash benchmarks/gpu_run.sh
+#   --pipeline-workers 2 --pipeline-images 32" OUT=/tmp/gpu_out PATH=.venv/bin:$PATH bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 BUDGET=${BUDGET:-470}
 read -r -a EXTRA <<< "${BENCH_ARGS:-}"
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+# Where Keras is already importable (a CPU check in a virtual environment), nothing is installed.
+if ! python3 -c "import keras" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 START=$(date +%s)
@@ -30,10 +35,11 @@ left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 bench() {  # bench NAME BACKEND SECONDS ARGS...
     local name=$1 backend=$2 seconds=$3
     shift 3
-    if (( seconds < 30 )); then echo "$name: skipped, ${seconds} s left" | tee "$OUT/$name.log"; return; fi
+    if (( seconds < 30 )); then echo "$name: skipped, ${seconds} s left" | tee -a "$OUT/runs.log"; return; fi
+    echo "=== $name ($backend)" | tee -a "$OUT/runs.log"
     KERAS_BACKEND=$backend timeout "$seconds" python3 benchmarks/bench_gpu.py "${EXTRA[@]}" "$@" --json "$OUT/$name.json" \
-        2>&1 | tee "$OUT/$name.log"
-    echo "$name: exit ${PIPESTATUS[0]}, $(( $(date +%s) - START )) s since the start" | tee -a "$OUT/$name.log"
+        2>&1 | tee -a "$OUT/runs.log"
+    echo "$name: exit ${PIPESTATUS[0]}, $(( $(date +%s) - START )) s since the start" | tee -a "$OUT/runs.log"
 }
 bench torchvision torch 90 --peer only
 bench jax jax $(( $(left) < 270 ? $(left) : 270 )) --peer off
