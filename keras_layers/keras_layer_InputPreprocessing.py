@@ -109,7 +109,8 @@ class InputChannelSwap(keras.layers.Layer):
                 f"`swap_channels`={self.swap_channels} names a channel the input does not have "
                 f"({inputs.shape[-1]} channels)."
             )
-        return ops.take(inputs, self.swap_channels, axis=-1)
+        order = device_constant(self, ("swap_channels", tuple(self.swap_channels)), lambda: self.swap_channels, like=inputs, dtype="int32")
+        return ops.take(inputs, order, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (len(self.swap_channels),)

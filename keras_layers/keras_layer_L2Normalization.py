@@ -5,6 +5,8 @@ vector to unit L2 norm and multiplies it by a learned per-channel scale initiali
 import keras
 from keras import ops
 
+from misc_utils.backend_utils import scalar_like
+
 
 @keras.saving.register_keras_serializable(package="ssd_keras")
 class L2Normalization(keras.layers.Layer):
@@ -34,7 +36,7 @@ class L2Normalization(keras.layers.Layer):
 
     def call(self, inputs):
         squared = ops.sum(ops.square(inputs), axis=-1, keepdims=True)
-        normalized = inputs * ops.rsqrt(ops.maximum(squared, ops.cast(1e-12, inputs.dtype)))
+        normalized = inputs * ops.rsqrt(ops.maximum(squared, scalar_like(1e-12, squared)))
         return normalized * ops.cast(self.gamma, inputs.dtype)
 
     def compute_output_shape(self, input_shape):

@@ -152,6 +152,57 @@ def test_torch_steps_make_no_tensor_from_host_data_after_the_first(monkeypatch):
         assert len(sites) <= (5 if name == "training step" else 0), f"{name}: {sites}"
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph")
+def test_torch_ssd300_preprocessing_layers_make_no_tensor_from_host_data_after_the_first(monkeypatch):
+    # SSD300's and SSD512's own layers, which SSD7 (above) does not have.
+    import torch
+
+    from keras_layers.keras_layer_InputPreprocessing import InputChannelSwap
+    from keras_layers.keras_layer_L2Normalization import L2Normalization
+
+    x = torch.as_tensor(np.random.default_rng(6).random((2, 5, 5, 3)).astype("float32"))
+    for layer in (InputChannelSwap([2, 1, 0]), L2Normalization()):
+        first = layer(x)
+        sites = _host_conversions(monkeypatch)
+        again = layer(x)
+        monkeypatch.undo()
+        assert sites == [], f"{layer.__class__.__name__}: tensors made from host data at {sites}"
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(again), keras.ops.convert_to_numpy(first))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(InputChannelSwap([2, 1, 0])(x)), x.numpy()[..., ::-1])
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="counts the operations PyTorch runs one by one")
+def test_torch_training_step_runs_as_many_operations_at_any_batch_size():
+    # A Python loop over images or anchors inside the step (Keras' ops.scatter under
+    # PyTorch loops over its indices; the loss's hard negative mining used it, 11 s a
+    # step for SSD300 at batch 32 on an H200) makes the count grow with the batch.
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class Counted(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            Counted.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    keras.utils.set_random_seed(0)
+    model, _ = build("ssd7", KWARGS)
+    y = make_encoder("ssd7", model, neg_iou_limit=0.5)(LABELS)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=SSDLoss().compute_loss)
+    x = np.random.default_rng(7).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    counts = {}
+    for copies in (1, 3):
+        images, targets = torch.as_tensor(np.concatenate([x] * copies)), torch.as_tensor(np.concatenate([y] * copies))
+        model.train_on_batch(images, targets)  # the first step at this size
+        Counted.calls = 0
+        with Counted():
+            model.train_on_batch(images, targets)
+        counts[2 * copies] = Counted.calls
+    assert counts[2] == counts[6], counts
+    assert 0 < counts[2] < 3000, counts  # about 2,400 with Keras 3.15
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX's transfer guard and compilation events")
 def test_jax_predictions_copy_nothing_to_the_device_and_compile_once():
     import jax
