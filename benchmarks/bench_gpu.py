@@ -17,7 +17,9 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   detections copied to the host; and the latency of one image, on JAX also as one jitted
   function without `predict_on_batch` around it (Keras' share of the latency);
 * forward frames/s at batch 8 (raw predictions, no decoding, images already on the
-  device) in each precision, against torchvision's backbone and head;
+  device) in each precision, the outputs left on the device as in the peer's figure
+  (`device_forward`), against torchvision's backbone and head; and through
+  `predict_on_batch`, which copies each batch's 8 x 8,732 x 33 outputs to NumPy;
 * the input pipeline: `SSDDataAugmentation` + the SSD300 encoder, images/s through
   `keras_dataset(use_multiprocessing=True)` with each of `--pipeline-workers` worker
   processes, from 500x375 JPEG files, to compare with the training rate;
@@ -224,38 +226,70 @@ def bare_latency(model, kwargs, steps, repeats, rng):
     """JAX only: ms per call at batch 1 of the model as one jitted function of its
     variables (`stateless_call`), uint8 images in and detections on the host out, without
     `predict_on_batch` around it: what Keras' per-call work costs is the difference."""
-    import jax
-
-    trainable = [v.value for v in model.trainable_variables]
-    other = [v.value for v in model.non_trainable_variables]
-    call = jax.jit(lambda trainable, other, images: model.stateless_call(trainable, other, images)[0])
+    call, _ = device_forward(model)
     height, width = kwargs["image_size"][:2]
     images = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
 
     def run():
         for _ in range(steps):
-            np.asarray(call(trainable, other, images))
+            np.asarray(call(images))
 
     return median_seconds(run, repeats, warmup=2) / steps * 1e3
 
 
+def device_forward(model):
+    """``(call, wait)``: `call(images)` runs `model` in inference mode and leaves its
+    outputs on the device, as torchvision's forward in the peer does; `wait(outputs)`
+    returns once they are computed. JAX: one jitted function of the variables (what
+    `predict_on_batch` compiles, without its copy of the outputs to NumPy); PyTorch and
+    TensorFlow: the model called under no gradient tape."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        other = [v.value for v in model.non_trainable_variables]
+        jitted = jax.jit(lambda trainable, other, images: model.stateless_call(trainable, other, images)[0])
+        return (lambda images: jitted(trainable, other, images)), jax.block_until_ready
+    if backend == "torch":
+        import torch
+
+        def call(images):
+            with torch.no_grad():
+                return model(images, training=False)
+
+        def wait(outputs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+
+        return call, wait
+    return (lambda images: model(images, training=False)), keras.ops.convert_to_numpy
+
+
 def forward(name, kwargs, precision, batch, steps, repeats, rng):
-    """(frames/s of the raw forward pass in `precision`, sync sites or None): images
-    already on the device, no decoding."""
+    """(frames/s of the raw forward pass in `precision` with its outputs left on the
+    device, frames/s through `predict_on_batch`, which copies them to NumPy, sync sites or
+    None): images already on the device, no decoding."""
     set_precision(PRECISIONS[precision])
     try:
         keras.utils.set_random_seed(0)
         model, _ = build(name, kwargs)
         height, width = kwargs["image_size"][:2]
         images = on_device(rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32))
+        call, wait = device_forward(model)
 
-        def run():
+        def on_the_device():
             for _ in range(steps):
-                out = model.predict_on_batch(images)
-            np.asarray(out)
+                out = call(images)
+            wait(out)
 
-        rate = batch * steps / median_seconds(run, repeats, warmup=2)
-        return rate, sync_sites(lambda: model.predict_on_batch(images))
+        def to_numpy():
+            for _ in range(steps):
+                model.predict_on_batch(images)
+
+        rate = batch * steps / median_seconds(on_the_device, repeats, warmup=2)
+        host_rate = batch * steps / median_seconds(to_numpy, repeats, warmup=2)
+        return rate, host_rate, sync_sites(lambda: wait(call(images)))
     finally:
         set_precision("float32")
 
@@ -425,9 +459,10 @@ def main(argv=None):
         record(f"train_{precision}", case, f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
                                            f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})")
     for precision in precisions:
-        rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng)
-        record(f"forward_batch8_{precision}", with_sites(dict(frames_per_s=rate), sites),
-               f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s")
+        rate, host_rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng)
+        record(f"forward_batch8_{precision}", with_sites(dict(frames_per_s=rate, predict_on_batch_frames_per_s=host_rate), sites),
+               f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s on the device, "
+               f"{host_rate:.1f} through predict_on_batch (copied to NumPy)")
     for confidence in (float(c) for c in args.confidences.split(",")):
         model = detector(name, kwargs, confidence)
         for batch in _ints(args.infer_batches):

@@ -25,7 +25,8 @@ def test_bench_gpu_measures_every_figure(tmp_path):
     for precision in precisions:
         case = figures[f"train_{precision}"]
         assert case["images_per_s"] > 0 and case["fit_images_per_s"] > 0 and case["finite"]
-        assert figures[f"forward_batch8_{precision}"]["frames_per_s"] > 0
+        forward = figures[f"forward_batch8_{precision}"]
+        assert forward["frames_per_s"] > 0 and forward["predict_on_batch_frames_per_s"] > 0
     for batch in batches:
         case = figures[f"end_to_end_batch{batch}_conf0.01"]
         assert case["frames_per_s"] > 0 and case["ms"] > 0
@@ -36,6 +37,25 @@ def test_bench_gpu_measures_every_figure(tmp_path):
     import keras
 
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the mixed run
+
+
+@pytest.mark.backends
+def test_the_forward_left_on_the_device_equals_predict_on_batch():
+    # The forward figure is timed through `device_forward` (outputs left on the device, as
+    # the peer's): it must compute what a user's `predict_on_batch` does.
+    import keras
+    import numpy as np
+
+    from benchmarks.bench_gpu import device_forward, on_device
+    from ssd_keras_cli.configs import build, model_kwargs
+
+    keras.utils.set_random_seed(0)
+    model, _ = build("ssd7", model_kwargs("ssd7", 3, (64, 80, 3)))
+    images = np.random.default_rng(8).uniform(0, 255, (2, 64, 80, 3)).astype("float32")
+    call, wait = device_forward(model)
+    outputs = call(on_device(images))
+    wait(outputs)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(outputs), model.predict_on_batch(images), rtol=1e-5, atol=1e-5)
 
 
 def test_peer_only_records_why_torchvision_cannot_run(tmp_path):
