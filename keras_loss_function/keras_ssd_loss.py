@@ -107,10 +107,10 @@ class SSDLoss:
         n_keep = ops.minimum(n_keep, n_neg_losses)
         # Rank of each loss in descending order; the n_keep best ranks are mined. The
         # mined sum is the sum of the n_keep largest losses, whatever the tie order.
-        # The argsort of a permutation is its inverse: one more sort on the device, where
-        # ops.scatter runs a Python loop over every anchor under PyTorch (Keras 3.15).
+        # ops.scatter_update, not ops.scatter: under PyTorch (Keras 3.15) the latter is a
+        # Python loop over its indices, one GPU wait per anchor of the batch.
         order = ops.argsort(-neg_losses)
-        ranks = ops.argsort(order)
+        ranks = ops.scatter_update(ops.zeros_like(order), ops.expand_dims(order, -1), ops.arange(ops.shape(order)[0], dtype=order.dtype))
         if offset is not None:  # this replica's part of the global batch
             ranks = ops.slice(ranks, ops.reshape(offset, (1,)), ops.shape(local_neg_losses))
         mined = ops.cast(ops.cast(ranks, "int32") < n_keep, "float32")
