@@ -247,10 +247,12 @@ def device_forward(model):
     if backend == "jax":
         import jax
 
-        trainable = [v.value for v in model.trainable_variables]
-        other = [v.value for v in model.non_trainable_variables]
         jitted = jax.jit(lambda trainable, other, images: model.stateless_call(trainable, other, images)[0])
-        return (lambda images: jitted(trainable, other, images)), jax.block_until_ready
+
+        def call(images):  # the variables' current arrays: Keras' own steps replace them
+            return jitted([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], images)
+
+        return call, jax.block_until_ready
     if backend == "torch":
         import torch
 
