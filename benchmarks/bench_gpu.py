@@ -198,11 +198,14 @@ def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_
         set_precision("float32")
 
 
-def detector(name, kwargs, confidence):
-    """uint8 images in, decoded detections out (the cast happens in the graph)."""
+def detector(name, kwargs, confidence, jit_compile="auto"):
+    """uint8 images in, decoded detections out (the cast happens in the graph), compiled
+    with Keras' `jit_compile` for `predict_on_batch`."""
     model, _ = build(name, kwargs, "inference", confidence_thresh=confidence, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
     inputs = keras.Input(tuple(kwargs["image_size"]), dtype="uint8")
-    return keras.Model(inputs, model(keras.ops.cast(inputs, "float32")))
+    wrapped = keras.Model(inputs, model(keras.ops.cast(inputs, "float32")))
+    wrapped.compile(jit_compile=jit_compile)
+    return wrapped
 
 
 def inference(model, kwargs, batch, steps, repeats, rng):
@@ -242,7 +245,8 @@ def device_forward(model):
     outputs on the device, as torchvision's forward in the peer does; `wait(outputs)`
     returns once they are computed. JAX: one jitted function of the variables (what
     `predict_on_batch` compiles, without its copy of the outputs to NumPy); PyTorch and
-    TensorFlow: the model called under no gradient tape."""
+    TensorFlow: the model called under no gradient tape, on PyTorch through
+    `torch.compile` when the model was compiled with ``jit_compile=True``."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -256,9 +260,13 @@ def device_forward(model):
     if backend == "torch":
         import torch
 
+        run = lambda images: model(images, training=False)  # noqa: E731
+        if getattr(model, "jit_compile", False) is True:
+            run = torch.compile(run)
+
         def call(images):
             with torch.no_grad():
-                return model(images, training=False)
+                return run(images)
 
         def wait(outputs):
             if torch.cuda.is_available():
@@ -268,7 +276,7 @@ def device_forward(model):
     return (lambda images: model(images, training=False)), keras.ops.convert_to_numpy
 
 
-def forward(name, kwargs, precision, batch, steps, repeats, rng):
+def forward(name, kwargs, precision, batch, steps, repeats, rng, jit_compile="auto"):
     """(frames/s of the raw forward pass in `precision` with its outputs left on the
     device, frames/s through `predict_on_batch`, which copies them to NumPy, sync sites or
     None): images already on the device, no decoding."""
@@ -276,6 +284,7 @@ def forward(name, kwargs, precision, batch, steps, repeats, rng):
     try:
         keras.utils.set_random_seed(0)
         model, _ = build(name, kwargs)
+        model.compile(jit_compile=jit_compile)
         height, width = kwargs["image_size"][:2]
         images = on_device(rng.uniform(0, 255, (batch, height, width, 3)).astype(np.float32))
         call, wait = device_forward(model)
@@ -461,12 +470,12 @@ def main(argv=None):
         record(f"train_{precision}", case, f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
                                            f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})")
     for precision in precisions:
-        rate, host_rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng)
+        rate, host_rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng, jit)
         record(f"forward_batch8_{precision}", with_sites(dict(frames_per_s=rate, predict_on_batch_frames_per_s=host_rate), sites),
                f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s on the device, "
                f"{host_rate:.1f} through predict_on_batch (copied to NumPy)")
     for confidence in (float(c) for c in args.confidences.split(",")):
-        model = detector(name, kwargs, confidence)
+        model = detector(name, kwargs, confidence, jit)
         for batch in _ints(args.infer_batches):
             fps, ms, sites = inference(model, kwargs, batch, args.steps, args.repeats, rng)
             case, bare = with_sites(dict(frames_per_s=fps, ms=ms), sites), ""
