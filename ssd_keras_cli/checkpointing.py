@@ -3,12 +3,13 @@
 `TrainingRecorder` (in `ssd_keras_cli.recorder`) is the callback `training.train` puts
 first. It writes resume points (full `.keras` files: weights, optimizer state, and the
 training state in the file's ``ssd_keras.json``) every `save_every` steps and at every
-epoch end, each atomically (`model_files.save_model`). A run killed at any point, even while writing, resumes
-from the newest complete one with `--resume latest` (`find_resume_point`, which skips
-damaged files with a warning naming them): the data stream goes on at the batch where
-the checkpoint was written (batches are seeded by their number, so they are the ones
-the uninterrupted run sees), the learning-rate schedule at its epoch, ReduceLROnPlateau
-and EarlyStopping with their counters, and the epoch's loss with the batches before.
+epoch end, each atomically (`model_files.save_model`). A run killed at any point, even
+while writing, resumes from the newest complete one with `--resume latest`
+(`find_resume_point`, which skips damaged files with a warning naming them): the data
+stream goes on at the batch where the checkpoint was written (batches are seeded by
+their number, so they are the ones the uninterrupted run sees), the learning-rate
+schedule at its epoch, ReduceLROnPlateau and EarlyStopping with their counters, and the
+epoch's loss with the batches before.
 
 A NaN or infinite loss stops the run at that batch: nothing is saved after it, the
 message names the epoch, the batch and the batch's image files, which also go to

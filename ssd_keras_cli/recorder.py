@@ -25,7 +25,6 @@ def _distributed(variable):
     return isinstance(variable.value, tf.distribute.DistributedValues)
 
 
-
 class TrainingRecorder(keras.callbacks.Callback):
     """Writes resume points and watches for faults (module docstring).
 
