@@ -48,6 +48,46 @@ def write_dataset(directory, n_images, rng):
     return DataGenerator(filenames=filenames, labels=labels, verbose=False)
 
 
+def _build_alone(data, batches, barrier, results):
+    """One independent builder: a batch to warm up, then `batches` more, timed from the
+    moment every builder is ready. OpenCV runs one thread, as in the pool's workers."""
+    cv2.setNumThreads(1)
+    try:
+        data._build((0, data._batch_indices(0)))
+        barrier.wait()
+        start = time.perf_counter()
+        for step in range(1, batches + 1):
+            data._build((step, data._batch_indices(step)))
+        results.put(time.perf_counter() - start)
+    except BaseException as error:  # noqa: BLE001 - the others stop waiting, the parent hears why
+        barrier.abort()
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def independent_builders(data, processes, batches):
+    """Images/s of `processes` processes that each build `batches` batches of the
+    `keras_dataset` `data` on their own, all at once (started as its worker processes
+    would be: forked, or from a fork server under JAX)."""
+    import multiprocessing
+
+    from data_generator.batch_workers import _starting, default_start_method
+
+    start_method = default_start_method()
+    context = multiprocessing.get_context(start_method)
+    barrier, results = context.Barrier(processes), context.SimpleQueue()
+    builders = [context.Process(target=_build_alone, args=(data, batches, barrier, results), daemon=True) for _ in range(processes)]
+    with _starting(start_method):  # as the pool starts its workers (OpenCV's threads, the main module)
+        for builder in builders:
+            builder.start()
+    seconds = [results.get() for _ in builders]
+    for builder in builders:
+        builder.join()
+    errors = [value for value in seconds if isinstance(value, str)]
+    if errors:
+        raise RuntimeError(f"An independent builder failed: {errors[0]}")
+    return processes * batches * data.batch_size / max(seconds)
+
+
 def images_per_second(run, n_images, repeats):
     rates = []
     for _ in range(repeats):

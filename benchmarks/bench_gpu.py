@@ -10,8 +10,10 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   its own). Two ways: `train_on_batch` on a batch already on the device (the step and
   Keras' per-step overhead, which includes reading the loss back), and `fit` from
   NumPy arrays in host memory (`--fit-steps` steps, as a user trains: Keras copies each
-  batch to the device, on JAX one batch ahead). The loss before and after is reported,
-  and a non-finite one marks the figure;
+  batch to the device, on JAX one batch ahead); and Keras' train function called step
+  after step with nothing read back in between (`device_training`: the rate the device
+  allows, before Keras' per-step work). The loss before and after is reported, and a
+  non-finite one marks the figure;
 * inference frames/s end to end at each of `--infer-batches` and `--confidences`: uint8
   images in, the cast to float32 in the graph, `DecodeDetections` (in-graph NMS, top 200),
   detections copied to the host; and the latency of one image, on JAX also as one jitted
@@ -22,7 +24,8 @@ Cases, each after warm-up (compilation) and as the median of `--repeats` timed r
   `predict_on_batch`, which copies each batch's 8 x 8,732 x 33 outputs to NumPy;
 * the input pipeline: `SSDDataAugmentation` + the SSD300 encoder, images/s through
   `keras_dataset(use_multiprocessing=True)` with each of `--pipeline-workers` worker
-  processes, from 500x375 JPEG files, to compare with the training rate;
+  processes, from 500x375 JPEG files, to compare with the training rate; and as many
+  independent processes building batches with no pool (what the host's cores allow);
 * the peer, torchvision's ``ssd300_vgg16(weights=None, weights_backbone=None,
   num_classes=21)`` in its fastest settings (bfloat16 autocast, channels_last,
   cudnn.benchmark): training at the same batch (its loss includes its own box matching
@@ -181,6 +184,8 @@ def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_
             losses.append(float(loss))  # the host reads the loss: the steps have run
 
         figures = dict(images_per_s=batch * steps / median_seconds(run, repeats))
+        on_the_device = device_training(model, device_images, device_targets)
+        figures["device_images_per_s"] = batch * steps / median_seconds(lambda: losses.append(on_the_device(steps)), repeats)
         if fit_steps:
             x, y = np.concatenate([images] * fit_steps), np.concatenate([targets] * fit_steps)
 
@@ -196,6 +201,46 @@ def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_
         return figures
     finally:
         set_precision("float32")
+
+
+def device_training(model, images, targets):
+    """`run(steps) -> loss`: `steps` training steps of the compiled `model` through the
+    train function that `train_on_batch` uses, with nothing read back to the host between
+    them (`train_on_batch` reads the loss, and on JAX assigns every variable, after each
+    step): the rate the device allows before Keras' per-step work. `run` returns the mean
+    loss of its steps, read once at the end; the model's variables hold the result, as
+    after as many `train_on_batch` calls."""
+    backend = keras.backend.backend()
+    if not model.optimizer.built:  # `train_on_batch` and `fit` build it before their first step
+        model.optimizer.build(model.trainable_variables)
+    model.make_train_function()
+    batch = (images, targets, None)
+    if backend == "jax":
+        groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables)
+
+        def steps_on(state, steps):
+            for _ in range(steps):
+                logs, state = model.train_function(state, iter([batch]))  # donates `state`: no copies
+            return logs, state
+
+        def run(steps):
+            model.jax_state_sync()
+            model.reset_metrics()
+            logs, state = steps_on(tuple([v.value for v in group] for group in groups), steps)
+            for group, values in zip(groups, state):
+                for variable, value in zip(group, values):
+                    variable.assign(value)
+            return float(logs["loss"])
+
+        return run
+
+    def run(steps):
+        model.reset_metrics()
+        for _ in range(steps):
+            logs = model.train_function([batch] if backend == "torch" else iter([batch]))
+        return float(logs["loss"])
+
+    return run
 
 
 def detector(name, kwargs, confidence, jit_compile="auto"):
@@ -306,8 +351,12 @@ def forward(name, kwargs, precision, batch, steps, repeats, rng, jit_compile="au
 
 
 def pipeline(kwargs, workers, n_images, batch, repeats):
-    """Images/s of the SSD300 training chain and encoder with `workers` worker processes."""
-    from benchmarks.bench_data import write_dataset
+    """(images/s of the SSD300 training chain and encoder through `keras_dataset` with
+    `workers` worker processes, images/s of as many independent processes that each build
+    batches on their own): the second is what the host allows with no pool, no slots and
+    no parent in the way; the pool falling short of it points at the pool, both flat
+    with more processes at the host (cores, memory bandwidth)."""
+    from benchmarks.bench_data import independent_builders, write_dataset
     from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
 
     name = "ssd300"
@@ -325,9 +374,10 @@ def pipeline(kwargs, workers, n_images, batch, repeats):
                 data[i]
             data.on_epoch_end()
 
-        rate = len(data) * batch / median_seconds(run, repeats, warmup=0)
+        rate = len(data) * batch / median_seconds(run, repeats)  # the warm-up pass waits for the workers to start
         data.close()
-    return rate
+        independent = independent_builders(data, workers, max(1, len(data) // workers))
+    return rate, independent
 
 
 # ---------------------------------------------------------------- the peer
@@ -485,8 +535,10 @@ def main(argv=None):
             record(f"end_to_end_batch{batch}_conf{confidence}", case,
                    f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call{bare}")
     for workers in _ints(args.pipeline_workers):
-        rate = pipeline(model_kwargs("ssd300", 20), workers, args.pipeline_images, 32, max(1, min(args.repeats, 3)))
-        record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s")
+        rate, alone = pipeline(model_kwargs("ssd300", 20), workers, args.pipeline_images, 32, max(1, min(args.repeats, 3)))
+        figures[f"independent_{workers}_processes"] = alone
+        record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s "
+                                                    f"({alone:.1f} from as many independent processes)")
     if keras.backend.backend() == "jax":
         record("compilations_while_timed", COMPILATIONS.timed, f"JAX compilations during timed runs: {COMPILATIONS.timed}")
     return figures

@@ -32,6 +32,8 @@ if ! python3 -c "import keras" 2>/dev/null; then
 fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+# The host's cores (threads per core, sockets): the input pipeline's scaling depends on them.
+lscpu 2>&1 | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node\(s\)|L3)' >> "$OUT/gpu.txt"
 START=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 bench() {  # bench NAME BACKEND SECONDS ARGS...

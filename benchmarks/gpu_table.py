@@ -49,13 +49,16 @@ def number(value, digits=0):
 
 
 def training_cell(figures, run, precision):
-    """'device-batch rate / fit rate', with the loss when it was not finite."""
+    """'train_on_batch rate / fit rate / rate with no host reads', with the loss when it
+    was not finite."""
     case = (figures.get(run) or {}).get(f"train_{precision}")
     if not isinstance(case, dict):
         return "-"
     text = number(case.get("images_per_s"))
     if "fit_images_per_s" in case:
         text += f" / fit {number(case['fit_images_per_s'])}"
+    if "device_images_per_s" in case:
+        text += f" / device {number(case['device_images_per_s'])}"
     if not case.get("finite", True):
         text += " (loss not finite)"
     return text
@@ -103,8 +106,13 @@ def table(figures):
     bare_jit = get(figures, "jax", "end_to_end_batch1_conf0.01", "bare_jit_ms")
     pipeline = sorted((int(key.split("_")[1]), value) for key, value in (figures.get("jax") or {}).items()
                       if key.startswith("pipeline_") and isinstance(value, (int, float)))
+    alone = [get(figures, "jax", f"independent_{workers}_processes") for workers, _ in pipeline]
+    pipeline_cell = " / ".join(number(v) for _, v in pipeline) or "-"
+    if any(v is not None for v in alone):
+        pipeline_cell += f" (independent processes: {' / '.join(number(v) for v in alone)})"
     rows = [
-        (f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays)",
+        (f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays / "
+         "device: no host reads between steps)",
          number(peer("train_bfloat16")), training_cell(figures, "jax", "bfloat16"),
          torch_cell(lambda run: training_cell(figures, run, "bfloat16"))),
         (f"training images/s, batch {batch}, float32", "-", training_cell(figures, "jax", "float32"),
@@ -121,7 +129,7 @@ def table(figures):
          number(get(figures, "jax", "end_to_end_batch1_conf0.01", "ms"), 1) + ("" if bare_jit is None else f" (one jitted call: {number(bare_jit, 1)})"),
          number(get(figures, "torch", "end_to_end_batch1_conf0.01", "ms"), 1)),
         (f"input pipeline images/s, SSD300 chain + encoder, {' / '.join(str(w) for w, _ in pipeline) or '-'} worker processes", "-",
-         " / ".join(number(v) for _, v in pipeline) or "-", "-"),
+         pipeline_cell, "-"),
     ]
     lines = [f"Device: {device or 'unknown'}." + (f" torchvision did not run: {tv['skipped']}" if "skipped" in tv else ""), "",
              f"| case ({model}) | torchvision | JAX | PyTorch backend |", "|---|---|---|---|"]
