@@ -13,8 +13,9 @@
 #                     at most 8 files);
 #   table.md          the README's table and each goal, met or missed by how much (gpu_table.py).
 # Each run writes its JSON as it goes, so a run cut short keeps what it measured.
-# On the H200 (2026-12-04) the peer took 56 s and JAX 172 s; the PyTorch backend's slot then
-# ran out inside its first case (the loss's ops.scatter loop, since fixed).
+# On the H200 (2026-12-04) the peer took 56 s and JAX 172 s (before the device training and
+# independent-builder figures, about 20 s more); the PyTorch backend's slot then ran out inside
+# its first case (the loss's ops.scatter loop, since fixed).
 #
 #   device run: carry [".whl"], command "bash benchmarks/gpu_run.sh", timeout_s 540
 #
@@ -47,7 +48,9 @@ bench() {  # bench NAME BACKEND SECONDS ARGS...
 }
 bench torchvision torch 90 --peer only
 bench jax jax $(( $(left) < 230 ? $(left) : 230 )) --peer off
-bench torch torch $(( $(left) < 150 ? $(left) : 150 )) --peer off --pipeline-workers none --confidences 0.01
+# The PyTorch backend with fewer and shorter timed runs: at torchvision's pace (338 images/s)
+# the default fit case alone (6 runs of 30 batches of 32) would take a minute per precision.
+bench torch torch $(( $(left) < 150 ? $(left) : 150 )) --peer off --pipeline-workers none --confidences 0.01 --repeats 3 --fit-steps 10
 bench torch_compiled torch "$(left)" --peer off --jit-compile on --precisions bfloat16 --fit-steps 0 --infer-batches 8 \
     --confidences 0.01 --pipeline-workers none --steps 5 --repeats 3
 python3 benchmarks/gpu_table.py "$OUT" > "$OUT/table.md"
