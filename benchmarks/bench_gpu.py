@@ -368,13 +368,18 @@ def pipeline(kwargs, workers, n_images, batch, repeats):
         data = dataset.keras_dataset(batch, transformations=[SSDDataAugmentation(height, width)], label_encoder=encoder,
                                      workers=workers, use_multiprocessing=True, seed=0)
         data[0]  # starts the workers
+        # Whole passes, together at least 3x the batches the workers build ahead (at most
+        # max(workers, 10)): batches built ahead while a run waited (for the workers to
+        # start, say) are then a small part of the next run.
+        passes = -(-3 * max(workers, 10) // len(data))
 
         def run():
-            for i in range(len(data)):
-                data[i]
-            data.on_epoch_end()
+            for _ in range(passes):
+                for i in range(len(data)):
+                    data[i]
+                data.on_epoch_end()
 
-        rate = len(data) * batch / median_seconds(run, repeats)  # the warm-up pass waits for the workers to start
+        rate = passes * len(data) * batch / median_seconds(run, repeats)  # the warm-up run waits for the workers to start
         data.close()
         independent = independent_builders(data, workers, max(1, len(data) // workers))
     return rate, independent
