@@ -350,19 +350,19 @@ def forward(name, kwargs, precision, batch, steps, repeats, rng, jit_compile="au
         set_precision("float32")
 
 
-def pipeline(kwargs, workers, n_images, batch, repeats):
+def pipeline(workers, n_images, batch, repeats):
     """(images/s of the SSD300 training chain and encoder through `keras_dataset` with
     `workers` worker processes, images/s of as many independent processes that each build
     batches on their own): the second is what the host allows with no pool, no slots and
     no parent in the way; the pool falling short of it points at the pool, both flat
     with more processes at the host (cores, memory bandwidth)."""
+    from benchmarks.bench_core import SSD300_VOC
     from benchmarks.bench_data import independent_builders, write_dataset
     from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
+    from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
 
-    name = "ssd300"
-    model, _ = build(name, kwargs)
-    encoder = make_encoder(name, model)
-    height, width = kwargs["image_size"][:2]
+    encoder = SSDInputEncoder(**SSD300_VOC)  # the model's anchors without building it (16 s of compilation under JAX on a CPU)
+    height, width = SSD300_VOC["img_height"], SSD300_VOC["img_width"]
     with tempfile.TemporaryDirectory() as folder:
         dataset = write_dataset(folder, n_images, np.random.default_rng(0))
         data = dataset.keras_dataset(batch, transformations=[SSDDataAugmentation(height, width)], label_encoder=encoder,
@@ -480,6 +480,7 @@ def main(argv=None):
                         help="Keras' jit_compile (on: torch.compile on the torch backend; default auto)")
     parser.add_argument("--pipeline-workers", default="4,8,14", help="worker processes of the input pipeline case, or none")
     parser.add_argument("--pipeline-images", type=int, default=512, help="JPEG files of the input pipeline case (default 512)")
+    parser.add_argument("--pipeline-batch", type=int, default=32, help="batch size of the input pipeline case (default 32)")
     parser.add_argument("--peer", choices=("auto", "on", "off", "only"), default="auto",
                         help="run torchvision's SSD300 too (auto: when torchvision imports; only: nothing else)")
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run (default 10)")
@@ -540,7 +541,7 @@ def main(argv=None):
             record(f"end_to_end_batch{batch}_conf{confidence}", case,
                    f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call{bare}")
     for workers in _ints(args.pipeline_workers):
-        rate, alone = pipeline(model_kwargs("ssd300", 20), workers, args.pipeline_images, 32, max(1, min(args.repeats, 3)))
+        rate, alone = pipeline(workers, args.pipeline_images, args.pipeline_batch, max(1, min(args.repeats, 3)))
         figures[f"independent_{workers}_processes"] = alone
         record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s "
                                                     f"({alone:.1f} from as many independent processes)")

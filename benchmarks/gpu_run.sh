@@ -21,7 +21,7 @@
 #
 # BENCH_ARGS goes before each run's own arguments: a quick check of this script on a CPU is
 #   BENCH_ARGS="--model ssd7 --image-size 64 --train-batch 2 --steps 1 --repeats 1 --fit-steps 2
-#   --pipeline-workers 2 --pipeline-images 32" OUT=/tmp/gpu_out PATH=.venv/bin:$PATH bash benchmarks/gpu_run.sh
+#   --pipeline-workers 2 --pipeline-images 16 --pipeline-batch 4" OUT=/tmp/gpu_out PATH=.venv/bin:$PATH bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 BUDGET=${BUDGET:-470}

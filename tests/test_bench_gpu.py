@@ -18,7 +18,7 @@ def test_bench_gpu_measures_every_figure(tmp_path):
     out = tmp_path / "figures.json"
     figures = main(["--model", "ssd7", "--image-size", "64", "--train-batch", "2", "--precisions", ",".join(precisions),
                     "--fit-steps", "2", "--infer-batches", ",".join(map(str, batches)), "--confidences", "0.01",
-                    "--pipeline-workers", "2", "--pipeline-images", "64", "--steps", "1", "--repeats", "1", "--peer", "off",
+                    "--pipeline-workers", "2", "--pipeline-images", "16", "--pipeline-batch", "4", "--steps", "1", "--repeats", "1", "--peer", "off",
                     "--json", str(out)])
     assert json.loads(out.read_text()) == figures
     assert (figures["model"], figures["image_size"], figures["train_batch"]) == ("ssd7", [64, 64], 2)
