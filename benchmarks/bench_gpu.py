@@ -218,15 +218,12 @@ def device_training(model, images, targets):
     if backend == "jax":
         groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables)
 
-        def steps_on(state, steps):
-            for _ in range(steps):
-                logs, state = model.train_function(state, iter([batch]))  # donates `state`: no copies
-            return logs, state
-
         def run(steps):
             model.jax_state_sync()
             model.reset_metrics()
-            logs, state = steps_on(tuple([v.value for v in group] for group in groups), steps)
+            state = tuple([v.value for v in group] for group in groups)
+            for _ in range(steps):
+                logs, state = model.train_function(state, iter([batch]))  # donates `state`: no copies
             for group, values in zip(groups, state):
                 for variable, value in zip(group, values):
                     variable.assign(value)
@@ -381,7 +378,7 @@ def pipeline(workers, n_images, batch, repeats):
 
         rate = passes * len(data) * batch / median_seconds(run, repeats)  # the warm-up run waits for the workers to start
         data.close()
-        independent = independent_builders(data, workers, max(1, len(data) // workers))
+        independent = independent_builders(data, workers, max(2, passes * len(data) // workers))  # about the pool's batches
     return rate, independent
 
 
