@@ -48,6 +48,9 @@ def write_dataset(directory, n_images, rng):
     return DataGenerator(filenames=filenames, labels=labels, verbose=False)
 
 
+# `bench_gpu.py`'s pipeline case uses these two. They live here, in a module its fork-server
+# children import by name: defined in bench_gpu.py, run as a script, they would belong to
+# `__main__`, which the worker start hides from the children (`batch_workers._starting`).
 def _build_alone(data, batches, barrier, results):
     """One independent builder: a batch to warm up, then `batches` more, timed from the
     moment every builder is ready. OpenCV runs one thread, as in the pool's workers."""
