@@ -26,9 +26,11 @@ import os
 import tempfile
 
 # SSD_KERAS_SMOKE=1 runs this notebook on the synthetic shapes data set with tiny
-# sizes and a few steps (what the test suite does). Leave it unset for real runs.
+# sizes and a few steps (what the test suite does). Leave it unset for real runs. Its files
+# go to SSD_KERAS_WORK_DIR where that is set (the tests give each run its own folder),
+# else to a new temporary folder.
 SMOKE = os.environ.get("SSD_KERAS_SMOKE") == "1"
-WORK_DIR = tempfile.mkdtemp(prefix="ssd_keras_nb_") if SMOKE else "."
+WORK_DIR = (os.environ.get("SSD_KERAS_WORK_DIR") or tempfile.mkdtemp(prefix="ssd_keras_nb_")) if SMOKE else "."
 
 # %%
 import json

@@ -45,13 +45,13 @@ def evaluate_coco_metrics(model, dataset, annotations_file, img_height, img_widt
     from eval_utils.coco_utils import evaluate_coco, get_coco_category_maps, predict_all_to_json
 
     classes_to_cats = getattr(dataset, "classes_to_cats", None) or get_coco_category_maps(annotations_file)[1]
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        results_file = os.path.join(out_dir, "detections_coco.json")
-    else:
-        results_file = os.path.join(tempfile.mkdtemp(prefix="ssd_keras_"), "detections_coco.json")
-    results = predict_all_to_json(results_file, model, img_height, img_width, classes_to_cats, dataset, batch_size,
-                                  data_generator_mode=data_mode, model_mode="inference", verbose=verbose)
-    if not results:
-        raise ValueError("The model detected nothing on the data set; COCO metrics are undefined.")
-    return {name: float(np.round(value, 4)) for name, value in evaluate_coco(annotations_file, results_file, verbose=verbose).items()}
+    with tempfile.TemporaryDirectory(prefix="ssd_keras_") as scratch:  # the detections file without --out-dir
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+        results_file = os.path.join(out_dir or scratch, "detections_coco.json")
+        results = predict_all_to_json(results_file, model, img_height, img_width, classes_to_cats, dataset, batch_size,
+                                      data_generator_mode=data_mode, model_mode="inference", verbose=verbose)
+        if not results:
+            raise ValueError("The model detected nothing on the data set; COCO metrics are undefined.")
+        metrics = evaluate_coco(annotations_file, results_file, verbose=verbose)
+    return {name: float(np.round(value, 4)) for name, value in metrics.items()}

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -287,7 +288,7 @@ def test_evaluate_on_coco_data_matches_the_models_classes_by_name(tmp_path, caps
     assert "The model has 2 classes, but " + data[3] + " has 3 categories (triangle, circle, rectangle)" in capsys.readouterr().err
 
 
-def test_coco_metrics_of_a_model_whose_classes_the_file_orders_otherwise(tmp_path):
+def test_coco_metrics_of_a_model_whose_classes_the_file_orders_otherwise(tmp_path, monkeypatch):
     from data_generator.object_detection_2d_data_generator import DataGenerator
     from ssd_keras_cli.data import renumber_classes
     from ssd_keras_cli.evaluation import evaluate_coco_metrics
@@ -300,8 +301,12 @@ def test_coco_metrics_of_a_model_whose_classes_the_file_orders_otherwise(tmp_pat
     assert dataset.labels[0][:, 0].tolist() == [2, 2] and dataset.classes_to_cats == {1: 2, 2: 7}
     # The model finds both triangles, as its class 2: category 7, so AP 1.
     found = _as_predictions([[2, 5, 5, 25, 30], [2, 30, 10, 55, 35]], (30 / 40, 30 / 60))
+    scratch = tmp_path / "tmp"  # the temporary folder of its detections file, removed afterwards
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     metrics = evaluate_coco_metrics(_StubModel([found]), dataset, data[3], 30, 30, batch_size=1, verbose=False)
     assert metrics["AP"] == pytest.approx(1.0)
+    assert not os.listdir(scratch)
     with pytest.raises(ValueError, match="Expected the classes"):
         renumber_classes(dataset, ["background", "circle", "square"])
 

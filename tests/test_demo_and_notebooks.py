@@ -35,11 +35,15 @@ def test_notebook_is_in_sync_with_its_source(name):
 # The SSD7 notebook also runs under JAX and PyTorch (the kernel inherits KERAS_BACKEND).
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.backends) if n == "ssd7_training.ipynb" else n for n in NOTEBOOKS])
 @pytest.mark.slow
-def test_notebook_runs_in_smoke_mode(name, monkeypatch):
+def test_notebook_runs_in_smoke_mode(name, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("matplotlib")
     monkeypatch.setenv("SSD_KERAS_SMOKE", "1")
+    # Its data, weights and models (up to 270 MB a notebook) go to pytest's folder for this
+    # test, which pytest removes after three more runs; a folder of the notebook's own under
+    # /tmp stays for good (one such leak per run filled this machine's disk).
+    monkeypatch.setenv("SSD_KERAS_WORK_DIR", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("MPLBACKEND", "agg")
     with open(os.path.join(ROOT, name), encoding="utf-8") as f:
@@ -48,3 +52,4 @@ def test_notebook_runs_in_smoke_mode(name, monkeypatch):
     images = sum(1 for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
                  if "image/png" in out.get("data", {}))
     assert images >= PLOTS.get(name, 0), f"{name} showed {images} plots"
+    assert os.listdir(tmp_path), f"{name} wrote nothing to SSD_KERAS_WORK_DIR"
