@@ -3,19 +3,22 @@
 #
 # There: Python 3.12 with JAX, PyTorch and torchvision, no TensorFlow, no Keras, no network.
 # Keras and its small missing dependencies travel as wheels in .whl (benchmarks/gpu_wheels.sh
-# fetches them here). Four runs, one process each, within 8 minutes in all:
+# fetches them here). Up to four runs, one process each, within 8 minutes in all:
 #   torchvision.json  the peer, torchvision's SSD300 in its fastest settings;
-#   jax.json          this project on JAX: training, forward, end to end, input pipeline;
 #   torch.json        this project on the PyTorch backend, op by op;
-#   torch_compiled.json  the same with jit_compile=True (torch.compile), bfloat16 training and
-#                     batch 8 only, in the time left;
-#   runs.log          the four runs' output, one after the other (the device tool brings back
+#   jax.json          this project on JAX: training, forward, end to end, input pipeline;
+#   torch_compiled.json  the PyTorch backend with jit_compile=True (torch.compile), bfloat16
+#                     training and batch 8 only, in the time left, if any;
+#   runs.log          the runs' output, one after the other (the device tool brings back
 #                     at most 8 files);
 #   table.md          the README's table and each goal, met or missed by how much (gpu_table.py).
 # Each run writes its JSON as it goes, so a run cut short keeps what it measured.
-# On the H200 (2026-12-04) the peer took 56 s and JAX 172 s (before the device training and
-# independent-builder figures, about 20 s more); the PyTorch backend's slot then ran out inside
-# its first case (the loss's ops.scatter loop, since fixed).
+# On the H200 (2026-12-04, 14:25 UTC) the peer took 54 s, the PyTorch backend 94 s and JAX
+# about 200 s before its input pipeline case, whose 4, 8 and 14 worker processes took about
+# 30, 45 and 80 s: JAX's 230 s ran out at 8 workers, so it now times 4 and 14 and runs last,
+# with what the others left. The compiled PyTorch run (the rest, 90 s) ended inside its
+# warm-up, at torch.compile's recompilation limit in Keras' own code; it is skipped when
+# fewer than 30 s are left.
 #
 #   device run: carry [".whl"], command "bash benchmarks/gpu_run.sh", timeout_s 540
 #
@@ -47,10 +50,10 @@ bench() {  # bench NAME BACKEND SECONDS ARGS...
     echo "$name: exit ${PIPESTATUS[0]}, $(( $(date +%s) - START )) s since the start" | tee -a "$OUT/runs.log"
 }
 bench torchvision torch 90 --peer only
-bench jax jax $(( $(left) < 230 ? $(left) : 230 )) --peer off
-# The PyTorch backend with fewer and shorter timed runs: at torchvision's pace (338 images/s)
-# the default fit case alone (6 runs of 30 batches of 32) would take a minute per precision.
-bench torch torch $(( $(left) < 150 ? $(left) : 150 )) --peer off --pipeline-workers none --confidences 0.01 --repeats 3 --fit-steps 10
+# The PyTorch backend with fewer and shorter timed runs: at torchvision's pace (about 400
+# images/s) the default fit case alone (6 runs of 30 batches of 32) takes a minute a precision.
+bench torch torch 150 --peer off --pipeline-workers none --confidences 0.01 --repeats 3 --fit-steps 10
+bench jax jax "$(left)" --peer off --pipeline-workers 4,14
 bench torch_compiled torch "$(left)" --peer off --jit-compile on --precisions bfloat16 --fit-steps 0 --infer-batches 8 \
     --confidences 0.01 --pipeline-workers none --steps 5 --repeats 3
 python3 benchmarks/gpu_table.py "$OUT" > "$OUT/table.md"

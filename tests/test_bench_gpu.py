@@ -183,3 +183,23 @@ def test_gpu_table_without_any_figure_says_so(tmp_path):
 
     with pytest.raises(SystemExit, match="none of torchvision.json"):
         main([str(tmp_path)])
+
+
+@pytest.mark.backends
+def test_layer_overhead_benchmark_times_the_same_convolutions_as_the_model():
+    import numpy as np
+
+    from benchmarks.bench_layer_overhead import main, plain_torch_forward, stacked_convolutions
+    from conftest import BACKEND
+
+    figures = main(["--layers", "3", "--calls", "1", "--repeats", "1"])
+    expected = {"torch": {"keras", "plain torch calls"}, "jax": {"keras", "one jitted stateless_call"}}.get(BACKEND, {"keras"})
+    assert set(figures) == expected and all(ms > 0 for ms in figures.values())
+    if BACKEND == "torch":  # the plain calls compute what the model computes
+        import torch
+
+        model = stacked_convolutions(3)
+        image = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 4, 4, 8)).astype("float32"))
+        with torch.no_grad():
+            expected_output = model(image, training=False).cpu().numpy()
+            np.testing.assert_allclose(plain_torch_forward(model, image)().cpu().numpy(), expected_output, rtol=1e-5, atol=1e-6)
