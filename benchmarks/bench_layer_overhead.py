@@ -11,9 +11,7 @@ the model op by op, as Keras' PyTorch backend does, pays this per layer on every
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -21,16 +19,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
+from benchmarks.bench_core import run_times  # noqa: E402
+
 
 def median_ms(call, calls, repeats):
-    call()  # warm-up (and compilation, where there is one)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    """Milliseconds a call of `call()`: the median of `repeats` runs of `calls` calls, after a
+    warm-up call (and compilation, where there is one)."""
+
+    def run():
         for _ in range(calls):
             call()
-        times.append((time.perf_counter() - start) / calls)
-    return 1e3 * statistics.median(times)
+
+    return 1e3 * float(np.median(run_times(run, repeats, warmup=1))) / calls
 
 
 def stacked_convolutions(n_layers):
