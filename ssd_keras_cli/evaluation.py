@@ -40,15 +40,16 @@ def evaluate_coco_metrics(model, dataset, annotations_file, img_height, img_widt
                           verbose=True):
     """COCO's 12 metrics of a decoding model on a data set read with `parse_json` (its
     `classes_to_cats` give the category of each of the model's class ids)."""
+    import contextlib
     import tempfile
 
     from eval_utils.coco_utils import evaluate_coco, get_coco_category_maps, predict_all_to_json
 
     classes_to_cats = getattr(dataset, "classes_to_cats", None) or get_coco_category_maps(annotations_file)[1]
-    with tempfile.TemporaryDirectory(prefix="ssd_keras_") as scratch:  # the detections file without --out-dir
-        if out_dir:
-            os.makedirs(out_dir, exist_ok=True)
-        results_file = os.path.join(out_dir or scratch, "detections_coco.json")
+    # The detections file goes to `out_dir`, or without one to a folder removed afterwards.
+    with contextlib.nullcontext(out_dir) if out_dir else tempfile.TemporaryDirectory(prefix="ssd_keras_") as folder:
+        os.makedirs(folder, exist_ok=True)
+        results_file = os.path.join(folder, "detections_coco.json")
         results = predict_all_to_json(results_file, model, img_height, img_width, classes_to_cats, dataset, batch_size,
                                       data_generator_mode=data_mode, model_mode="inference", verbose=verbose)
         if not results:
