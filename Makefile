@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 # PyTorch first, pinned to the CPU build (about 200 MB, from the machine's wheel cache where
 # there is one); a plain `torch` requirement would fetch the CUDA build, several GB.
-$(STAMP): setup.py
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
@@ -27,13 +27,18 @@ demo: $(STAMP)
 # CPU back end at optimisation level 0 compiles the tests' tiny programs faster than it
 # would save running them (JAX-heavy tests: a quarter less time; TF's jit_compile too).
 JAX_CACHE := $(VENV)/jax-cache
-test: $(STAMP)
+test: $(STAMP) lint
 	rm -rf $(JAX_CACHE)
 	export JAX_COMPILATION_CACHE_DIR=$(abspath $(JAX_CACHE)) JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 		JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 XLA_FLAGS="$$XLA_FLAGS --xla_backend_optimization_level=0"; \
 	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 tests && \
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 -m backends tests && \
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q --durations=15 -m backends tests
+
+# ruff with the rules of pyproject.toml: no finding, and the code as its formatter writes it.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
@@ -44,4 +49,4 @@ bench: $(STAMP)
 	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_decoding.py; done
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache demo_output
+	rm -rf $(VENV) *.egg-info build dist .pytest_cache .ruff_cache demo_output

@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from models import presets  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
-from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast  # noqa: E402
+from ssd_keras.models import presets  # noqa: E402
 
-# The SSD300 Pascal VOC configuration of the notebooks (`models.presets`).
+# The SSD300 Pascal VOC configuration of the notebooks (`ssd_keras.models.presets`).
 SSD300_VOC = presets.encoder_kwargs("ssd300_voc")
 
 
@@ -99,13 +99,17 @@ def main():
         (
             "decode_detections, batch 8, conf 0.01",
             100,
-            lambda y: decode_detections(y, confidence_thresh=0.01, iou_threshold=0.45, top_k=200, img_height=300, img_width=300),
+            lambda y: decode_detections(
+                y, confidence_thresh=0.01, iou_threshold=0.45, top_k=200, img_height=300, img_width=300
+            ),
             predictions,
         ),
         (
             "decode_detections_fast, batch 8, conf 0.5",
             10,
-            lambda y: decode_detections_fast(y, confidence_thresh=0.5, iou_threshold=0.45, img_height=300, img_width=300),
+            lambda y: decode_detections_fast(
+                y, confidence_thresh=0.5, iou_threshold=0.45, img_height=300, img_width=300
+            ),
             predictions,
         ),
     ]

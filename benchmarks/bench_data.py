@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.bench_core import SSD300_VOC  # noqa: E402
-from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation  # noqa: E402
-from data_generator.object_detection_2d_data_generator import DataGenerator  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation  # noqa: E402
+from ssd_keras.data.generator import DataGenerator  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
 
 
 def write_dataset(directory, n_images, rng):
@@ -73,12 +73,15 @@ def independent_builders(data, processes, batches):
     would be: forked, or from a fork server under JAX)."""
     import multiprocessing
 
-    from data_generator.batch_workers import _starting, default_start_method
+    from ssd_keras.data.batch_workers import _starting, default_start_method
 
     start_method = default_start_method()
     context = multiprocessing.get_context(start_method)
     barrier, results = context.Barrier(processes), context.SimpleQueue()
-    builders = [context.Process(target=_build_alone, args=(data, batches, barrier, results), daemon=True) for _ in range(processes)]
+    builders = [
+        context.Process(target=_build_alone, args=(data, batches, barrier, results), daemon=True)
+        for _ in range(processes)
+    ]
     with _starting(start_method):  # as the pool starts its workers (OpenCV's threads, the main module)
         for builder in builders:
             builder.start()
@@ -118,8 +121,14 @@ def main():
                 next(batches)
 
         def adapter(use_multiprocessing, tf_data=False):
-            train = dataset.keras_dataset(batch_size, transformations=[chain], label_encoder=encoder, workers=2,
-                                          use_multiprocessing=use_multiprocessing, seed=0)
+            train = dataset.keras_dataset(
+                batch_size,
+                transformations=[chain],
+                label_encoder=encoder,
+                workers=2,
+                use_multiprocessing=use_multiprocessing,
+                seed=0,
+            )
             from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
             state = {}
@@ -136,14 +145,21 @@ def main():
                 for _ in zip(range(n_batches), batches):
                     pass
                 state["adapter"].on_epoch_end()
+
             return run
 
         serial()  # warm-up
         rows = [
             ("generate(), 1 thread", images_per_second(serial, args.images, args.repeats)),
             ("keras_dataset(workers=2), threads", images_per_second(adapter(False), args.images, args.repeats)),
-            ("keras_dataset(workers=2, use_multiprocessing=True)", images_per_second(adapter(True), args.images, args.repeats)),
-            ("  the same, through tf.data as fit reads it", images_per_second(adapter(True, tf_data=True), args.images, args.repeats)),
+            (
+                "keras_dataset(workers=2, use_multiprocessing=True)",
+                images_per_second(adapter(True), args.images, args.repeats),
+            ),
+            (
+                "  the same, through tf.data as fit reads it",
+                images_per_second(adapter(True, tf_data=True), args.images, args.repeats),
+            ),
         ]
     print(f"SSDDataAugmentation + SSD300 encoder, batch {batch_size}, 500x375 JPEG -> 300x300, {os.cpu_count()} CPUs")
     for name, rate in rows:

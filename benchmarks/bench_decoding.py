@@ -26,10 +26,10 @@ def decoding_rows(repeats, batch_size=8, seed=0):
     """[(name, [p25, p50, p75] in ms)] for the layers and the NumPy decoders."""
     import keras
 
-    from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-    from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-    from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
-    from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast
+    from ssd_keras.encoding.input_encoder import SSDInputEncoder
+    from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast
+    from ssd_keras.layers.decode_detections import DecodeDetections
+    from ssd_keras.layers.decode_detections_fast import DecodeDetectionsFast
 
     rng = np.random.default_rng(seed)
     y = random_predictions(rng, SSDInputEncoder(**SSD300_VOC), batch_size)
@@ -41,10 +41,16 @@ def decoding_rows(repeats, batch_size=8, seed=0):
             ("DecodeDetectionsFast", DecodeDetectionsFast, decode_detections_fast, dict(top_k=200)),
         ):
             inputs = keras.Input(y.shape[1:])
-            model = keras.Model(inputs, layer_class(confidence_thresh=conf, iou_threshold=0.45, top_k=200, **size)(inputs))
+            model = keras.Model(
+                inputs, layer_class(confidence_thresh=conf, iou_threshold=0.45, top_k=200, **size)(inputs)
+            )
             cases.append((f"{name} layer, conf {conf}", lambda m=model: m.predict_on_batch(y)))
-            cases.append((f"{numpy_fn.__name__} (NumPy), conf {conf}",
-                          lambda f=numpy_fn, c=conf, a=numpy_args: f(y, confidence_thresh=c, iou_threshold=0.45, **a, **size)))
+            cases.append(
+                (
+                    f"{numpy_fn.__name__} (NumPy), conf {conf}",
+                    lambda f=numpy_fn, c=conf, a=numpy_args: f(y, confidence_thresh=c, iou_threshold=0.45, **a, **size),
+                )
+            )
     return [(name, np.percentile(run_times(fn, repeats, warmup=2) * 1e3, [25, 50, 75]).tolist()) for name, fn in cases]
 
 

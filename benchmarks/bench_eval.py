@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_generator.object_detection_2d_data_generator import DataGenerator  # noqa: E402
-from eval_utils.average_precision_evaluator import Evaluator  # noqa: E402
+from ssd_keras.data.generator import DataGenerator  # noqa: E402
+from ssd_keras.evaluation.voc import Evaluator  # noqa: E402
 
 
 def make_case(rng, n_images=5000, n_classes=20, per_image=100):
@@ -36,13 +36,24 @@ def make_case(rng, n_images=5000, n_classes=20, per_image=100):
         picks = boxes[rng.integers(0, k, n_true)]
         noise = rng.normal(0, 8, (n_true, 4))
         fake_xy = rng.uniform(0, 400, (per_image - n_true, 2))
-        fakes = np.column_stack([rng.integers(1, n_classes + 1, per_image - n_true), fake_xy, fake_xy + rng.uniform(20, 200, (per_image - n_true, 2))])
+        fakes = np.column_stack(
+            [
+                rng.integers(1, n_classes + 1, per_image - n_true),
+                fake_xy,
+                fake_xy + rng.uniform(20, 200, (per_image - n_true, 2)),
+            ]
+        )
         rows = np.vstack([np.column_stack([picks[:, :1], picks[:, 1:] + noise]), fakes])
         confidences = rng.uniform(size=per_image)
         for (c, *box), conf in zip(rows, confidences):
             results[int(c)].append((image, float(conf), *box))
-    dataset = DataGenerator(filenames=[f"{i}.jpg" for i in range(n_images)], labels=labels, image_ids=list(range(n_images)),
-                            eval_neutral=neutral, verbose=False)
+    dataset = DataGenerator(
+        filenames=[f"{i}.jpg" for i in range(n_images)],
+        labels=labels,
+        image_ids=list(range(n_images)),
+        eval_neutral=neutral,
+        verbose=False,
+    )
     return dataset, results
 
 
@@ -62,7 +73,10 @@ def main():
         evaluator.compute_average_precisions(verbose=False)
         mean_ap = evaluator.compute_mean_average_precision()
         times.append(time.perf_counter() - start)
-    print(f"VOC matching + AP, 5000 images x 20 classes x 100 detections: median {np.median(times):.2f} s (mAP {mean_ap:.3f})")
+    print(
+        f"VOC matching + AP, 5000 images x 20 classes x 100 detections: median {np.median(times):.2f} s (mAP "
+        f"{mean_ap:.3f})"
+    )
 
 
 if __name__ == "__main__":

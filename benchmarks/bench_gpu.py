@@ -58,9 +58,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from benchmarks.bench_core import random_labels, run_times  # noqa: E402
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from ssd_keras_cli.configs import build, make_encoder, model_kwargs  # noqa: E402
-from ssd_keras_cli.training import set_precision  # noqa: E402
+from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
+from ssd_keras.models.presets import build, builder_kwargs, make_encoder  # noqa: E402
+from ssd_keras.training.optimization import set_precision  # noqa: E402
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -80,7 +80,9 @@ def device_name():
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus else "cpu"
+    return (
+        f"gpu: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}" if gpus else "cpu"
+    )
 
 
 class Compilations:
@@ -125,7 +127,9 @@ def caller_outside_backend(stack):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for frame in reversed(stack):
         path = frame.filename.replace(os.sep, "/")
-        if not any(part in path for part in ("/torch/", "/jax/", "/keras/src/backend/", "/keras/src/ops/", "/warnings.py")):
+        if not any(
+            part in path for part in ("/torch/", "/jax/", "/keras/src/backend/", "/keras/src/ops/", "/warnings.py")
+        ):
             short = path.split("site-packages/")[-1] if "site-packages/" in path else os.path.relpath(path, root)
             return f"{short}:{frame.lineno}"
     return "?"
@@ -171,7 +175,11 @@ def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_
     try:
         keras.utils.set_random_seed(0)
         model, _ = build(name, kwargs)
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.9), loss=SSDLoss().compute_loss, jit_compile=jit_compile)
+        model.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
+            loss=SSDLoss().compute_loss,
+            jit_compile=jit_compile,
+        )
         height, width = kwargs["image_size"][:2]
         images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.float32)
         targets = make_encoder(name, model)(random_labels(rng, batch, kwargs["n_classes"], min(height, width)))
@@ -185,7 +193,9 @@ def training(name, kwargs, precision, batch, steps, fit_steps, repeats, lr, jit_
 
         figures = dict(images_per_s=batch * steps / median_seconds(run, repeats))
         on_the_device = device_training(model, device_images, device_targets)
-        figures["device_images_per_s"] = batch * steps / median_seconds(lambda: losses.append(on_the_device(steps)), repeats)
+        figures["device_images_per_s"] = (
+            batch * steps / median_seconds(lambda: losses.append(on_the_device(steps)), repeats)
+        )
         if fit_steps:
             x, y = np.concatenate([images] * fit_steps), np.concatenate([targets] * fit_steps)
 
@@ -216,7 +226,12 @@ def device_training(model, images, targets):
     model.make_train_function()
     batch = (images, targets, None)
     if backend == "jax":
-        groups = (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables)
+        groups = (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
 
         def run(steps):
             model.jax_state_sync()
@@ -243,7 +258,9 @@ def device_training(model, images, targets):
 def detector(name, kwargs, confidence, jit_compile="auto"):
     """uint8 images in, decoded detections out (the cast happens in the graph), compiled
     with Keras' `jit_compile` for `predict_on_batch`."""
-    model, _ = build(name, kwargs, "inference", confidence_thresh=confidence, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
+    model, _ = build(
+        name, kwargs, "inference", confidence_thresh=confidence, iou_threshold=0.45, top_k=200, nms_max_output_size=400
+    )
     inputs = keras.Input(tuple(kwargs["image_size"]), dtype="uint8")
     wrapped = keras.Model(inputs, model(keras.ops.cast(inputs, "float32")))
     wrapped.compile(jit_compile=jit_compile)
@@ -296,7 +313,9 @@ def device_forward(model):
         jitted = jax.jit(lambda trainable, other, images: model.stateless_call(trainable, other, images)[0])
 
         def call(images):  # the variables' current arrays: Keras' own steps replace them
-            return jitted([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], images)
+            return jitted(
+                [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], images
+            )
 
         return call, jax.block_until_ready
     if backend == "torch":
@@ -355,15 +374,23 @@ def pipeline(workers, n_images, batch, repeats):
     with more processes at the host (cores, memory bandwidth)."""
     from benchmarks.bench_core import SSD300_VOC
     from benchmarks.bench_data import independent_builders, write_dataset
-    from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
-    from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+    from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation
+    from ssd_keras.encoding.input_encoder import SSDInputEncoder
 
-    encoder = SSDInputEncoder(**SSD300_VOC)  # the model's anchors without building it (16 s of compilation under JAX on a CPU)
+    encoder = SSDInputEncoder(
+        **SSD300_VOC
+    )  # the model's anchors without building it (16 s of compilation under JAX on a CPU)
     height, width = SSD300_VOC["img_height"], SSD300_VOC["img_width"]
     with tempfile.TemporaryDirectory() as folder:
         dataset = write_dataset(folder, n_images, np.random.default_rng(0))
-        data = dataset.keras_dataset(batch, transformations=[SSDDataAugmentation(height, width)], label_encoder=encoder,
-                                     workers=workers, use_multiprocessing=True, seed=0)
+        data = dataset.keras_dataset(
+            batch,
+            transformations=[SSDDataAugmentation(height, width)],
+            label_encoder=encoder,
+            workers=workers,
+            use_multiprocessing=True,
+            seed=0,
+        )
         data[0]  # starts the workers
         # Whole passes, together at least 3x the batches the workers build ahead (at most
         # max(workers, 10)): batches built ahead while a run waited (for the workers to
@@ -376,9 +403,13 @@ def pipeline(workers, n_images, batch, repeats):
                     data[i]
                 data.on_epoch_end()
 
-        rate = passes * len(data) * batch / median_seconds(run, repeats)  # the warm-up run waits for the workers to start
+        rate = (
+            passes * len(data) * batch / median_seconds(run, repeats)
+        )  # the warm-up run waits for the workers to start
         data.close()
-        independent = independent_builders(data, workers, max(2, passes * len(data) // workers))  # about the pool's batches
+        independent = independent_builders(
+            data, workers, max(2, passes * len(data) // workers)
+        )  # about the pool's batches
     return rate, independent
 
 
@@ -397,7 +428,11 @@ def torchvision_peer(batch, infer_batch, steps, repeats, lr, rng):
     autocast = dict(device_type=device, dtype=torch.bfloat16)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    model = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21).to(device).to(memory_format=torch.channels_last)
+    model = (
+        ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+        .to(device)
+        .to(memory_format=torch.channels_last)
+    )
 
     def sync():
         if device == "cuda":
@@ -405,8 +440,13 @@ def torchvision_peer(batch, infer_batch, steps, repeats, lr, rng):
 
     images = torch.as_tensor(rng.integers(0, 256, (batch, 3, 300, 300), dtype=np.uint8), device=device)
     labels = random_labels(rng, batch, 20, 300)
-    targets = [{"boxes": torch.as_tensor(np.asarray(l)[:, 1:], dtype=torch.float32, device=device),
-                "labels": torch.as_tensor(np.asarray(l)[:, 0], dtype=torch.int64, device=device)} for l in labels]
+    targets = [
+        {
+            "boxes": torch.as_tensor(np.asarray(rows)[:, 1:], dtype=torch.float32, device=device),
+            "labels": torch.as_tensor(np.asarray(rows)[:, 0], dtype=torch.int64, device=device),
+        }
+        for rows in labels
+    ]
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     model.train()
     losses = []
@@ -414,7 +454,9 @@ def torchvision_peer(batch, infer_batch, steps, repeats, lr, rng):
     def train_steps():
         for _ in range(steps):
             with torch.autocast(**autocast):
-                loss = sum(model(list(images.float().div(255).contiguous(memory_format=torch.channels_last)), targets).values())
+                loss = sum(
+                    model(list(images.float().div(255).contiguous(memory_format=torch.channels_last)), targets).values()
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -464,28 +506,49 @@ def _ints(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="ssd300", choices=("ssd300", "ssd512", "ssd7"), help="model (default ssd300)")
+    parser.add_argument(
+        "--model", default="ssd300", choices=("ssd300", "ssd512", "ssd7"), help="model (default ssd300)"
+    )
     parser.add_argument("--image-size", type=int, help="square input size (default: the model's)")
     parser.add_argument("--train-batch", type=int, default=32, help="training batch (default 32)")
-    parser.add_argument("--precisions", default="bfloat16,float32",
-                        help="precisions of the training and forward cases: bfloat16, float32, float16 (default bfloat16,float32)")
-    parser.add_argument("--fit-steps", type=int, default=30, help="steps of each timed `fit` (default 30; 0: no fit case)")
+    parser.add_argument(
+        "--precisions",
+        default="bfloat16,float32",
+        help="precisions of the training and forward cases: bfloat16, float32, float16 (default bfloat16,float32)",
+    )
+    parser.add_argument(
+        "--fit-steps", type=int, default=30, help="steps of each timed `fit` (default 30; 0: no fit case)"
+    )
     parser.add_argument("--infer-batches", default="1,8", help="inference batch sizes (default 1,8)")
     parser.add_argument("--confidences", default="0.01,0.5", help="decoding confidence thresholds (default 0.01,0.5)")
     parser.add_argument("--lr", type=float, default=1e-4, help="SGD learning rate of the training case (default 1e-4)")
-    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
-                        help="Keras' jit_compile (on: torch.compile on the torch backend; default auto)")
-    parser.add_argument("--pipeline-workers", default="4,8,14", help="worker processes of the input pipeline case, or none")
-    parser.add_argument("--pipeline-images", type=int, default=512, help="JPEG files of the input pipeline case (default 512)")
-    parser.add_argument("--pipeline-batch", type=int, default=32, help="batch size of the input pipeline case (default 32)")
-    parser.add_argument("--peer", choices=("auto", "on", "off", "only"), default="auto",
-                        help="run torchvision's SSD300 too (auto: when torchvision imports; only: nothing else)")
+    parser.add_argument(
+        "--jit-compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="Keras' jit_compile (on: torch.compile on the torch backend; default auto)",
+    )
+    parser.add_argument(
+        "--pipeline-workers", default="4,8,14", help="worker processes of the input pipeline case, or none"
+    )
+    parser.add_argument(
+        "--pipeline-images", type=int, default=512, help="JPEG files of the input pipeline case (default 512)"
+    )
+    parser.add_argument(
+        "--pipeline-batch", type=int, default=32, help="batch size of the input pipeline case (default 32)"
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("auto", "on", "off", "only"),
+        default="auto",
+        help="run torchvision's SSD300 too (auto: when torchvision imports; only: nothing else)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     name = args.model
-    kwargs = model_kwargs(name, 20, None if args.image_size is None else (args.image_size, args.image_size, 3))
+    kwargs = builder_kwargs(name, 20, None if args.image_size is None else (args.image_size, args.image_size, 3))
     jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
     rng = np.random.default_rng(0)
     COMPILATIONS.timed = 0
@@ -493,10 +556,21 @@ def main(argv=None):
         import torch
 
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels, as for the peer
-    figures = {"device": device_name(), "backend": keras.backend.backend(), "keras": keras.__version__, "model": name,
-               "image_size": list(kwargs["image_size"][:2]), "train_batch": args.train_batch, "steps": args.steps, "repeats": args.repeats}
-    print(f"{name} {kwargs['image_size'][0]}x{kwargs['image_size'][1]} on {figures['device']}, Keras {keras.__version__} "
-          f"({figures['backend']}); medians of {args.repeats} runs of {args.steps} steps", flush=True)
+    figures = {
+        "device": device_name(),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "model": name,
+        "image_size": list(kwargs["image_size"][:2]),
+        "train_batch": args.train_batch,
+        "steps": args.steps,
+        "repeats": args.repeats,
+    }
+    print(
+        f"{name} {kwargs['image_size'][0]}x{kwargs['image_size'][1]} on {figures['device']}, Keras {keras.__version__} "
+        f"({figures['backend']}); medians of {args.repeats} runs of {args.steps} steps",
+        flush=True,
+    )
 
     def record(key, value, text):
         figures[key] = value
@@ -510,23 +584,36 @@ def main(argv=None):
 
     if args.peer != "off":  # first: a run cut short by its time limit still has the comparison
         peer = torchvision_peer(args.train_batch, 8, args.steps, args.repeats, args.lr, rng)
-        record("torchvision", peer, "torchvision ssd300_vgg16: " + json.dumps({k: (round(v, 2) if isinstance(v, float) else v)
-                                                                              for k, v in peer.items()}))
+        record(
+            "torchvision",
+            peer,
+            "torchvision ssd300_vgg16: "
+            + json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in peer.items()}),
+        )
         if args.peer in ("on", "only") and "skipped" in peer:
             raise SystemExit(f"--peer {args.peer}: {peer['skipped']}")
         if args.peer == "only":
             return figures
     precisions = args.precisions.split(",")
     for precision in precisions:
-        case = training(name, kwargs, precision, args.train_batch, args.steps, args.fit_steps, args.repeats, args.lr, jit, rng)
+        case = training(
+            name, kwargs, precision, args.train_batch, args.steps, args.fit_steps, args.repeats, args.lr, jit, rng
+        )
         fit = f", fit from host arrays {case['fit_images_per_s']:.1f}" if "fit_images_per_s" in case else ""
-        record(f"train_{precision}", case, f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
-                                           f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})")
+        record(
+            f"train_{precision}",
+            case,
+            f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
+            f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})",
+        )
     for precision in precisions:
         rate, host_rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng, jit)
-        record(f"forward_batch8_{precision}", with_sites(dict(frames_per_s=rate, predict_on_batch_frames_per_s=host_rate), sites),
-               f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s on the device, "
-               f"{host_rate:.1f} through predict_on_batch (copied to NumPy)")
+        record(
+            f"forward_batch8_{precision}",
+            with_sites(dict(frames_per_s=rate, predict_on_batch_frames_per_s=host_rate), sites),
+            f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s on the device, "
+            f"{host_rate:.1f} through predict_on_batch (copied to NumPy)",
+        )
     for confidence in (float(c) for c in args.confidences.split(",")):
         model = detector(name, kwargs, confidence, jit)
         for batch in _ints(args.infer_batches):
@@ -535,15 +622,25 @@ def main(argv=None):
             if batch == 1 and keras.backend.backend() == "jax":
                 case["bare_jit_ms"] = bare_latency(model, kwargs, args.steps, args.repeats, rng)
                 bare = f" (one jitted call without predict_on_batch: {case['bare_jit_ms']:.2f} ms)"
-            record(f"end_to_end_batch{batch}_conf{confidence}", case,
-                   f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per call{bare}")
+            record(
+                f"end_to_end_batch{batch}_conf{confidence}",
+                case,
+                f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per "
+                f"call{bare}",
+            )
     for workers in _ints(args.pipeline_workers):
         rate, alone = pipeline(workers, args.pipeline_images, args.pipeline_batch, max(1, min(args.repeats, 3)))
         figures[f"independent_{workers}_processes"] = alone
-        record(f"pipeline_{workers}_workers", rate, f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s "
-                                                    f"({alone:.1f} from as many independent processes)")
+        record(
+            f"pipeline_{workers}_workers",
+            rate,
+            f"input pipeline (SSD300 chain + encoder), {workers:2d} processes {rate:9.1f} images/s "
+            f"({alone:.1f} from as many independent processes)",
+        )
     if keras.backend.backend() == "jax":
-        record("compilations_while_timed", COMPILATIONS.timed, f"JAX compilations during timed runs: {COMPILATIONS.timed}")
+        record(
+            "compilations_while_timed", COMPILATIONS.timed, f"JAX compilations during timed runs: {COMPILATIONS.timed}"
+        )
     return figures
 
 

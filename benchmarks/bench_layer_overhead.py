@@ -47,7 +47,9 @@ def plain_torch_forward(model, tensor):
     import torch
 
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    weights = [(layer.kernel.value.detach().permute(3, 2, 0, 1).contiguous(), layer.bias.value.detach()) for layer in layers]
+    weights = [
+        (layer.kernel.value.detach().permute(3, 2, 0, 1).contiguous(), layer.bias.value.detach()) for layer in layers
+    ]
 
     def forward():
         x = tensor.permute(0, 3, 1, 2)
@@ -85,8 +87,11 @@ def main(argv=None):
             state = [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
             compiled = jax.jit(lambda trainable, other, x: model.stateless_call(trainable, other, x, training=False)[0])
             figures["one jitted stateless_call"] = median_ms(
-                lambda: compiled(*state, tensor).block_until_ready(), args.calls, args.repeats)
-    print(f"{args.layers} conv layers on 1x4x4x8, Keras {keras.__version__} ({backend}), medians of {args.repeats} runs:")
+                lambda: compiled(*state, tensor).block_until_ready(), args.calls, args.repeats
+            )
+    print(
+        f"{args.layers} conv layers on 1x4x4x8, Keras {keras.__version__} ({backend}), medians of {args.repeats} runs:"
+    )
     for name, ms in figures.items():
         print(f"  {name:28s} {ms:7.2f} ms per forward call, {1e3 * ms / args.layers:6.1f} us per layer")
     return figures

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from benchmarks.bench_core import random_labels, run_times  # noqa: E402
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from ssd_keras_cli.configs import build, make_encoder, model_kwargs  # noqa: E402
+from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
+from ssd_keras.models.presets import build, builder_kwargs, make_encoder  # noqa: E402
 
 
 def median_ms(fn, repeats, warmup=2):
@@ -39,7 +39,7 @@ def median_ms(fn, repeats, warmup=2):
 
 def training_step(name, n_classes, rng, batch=8):
     """`train_on_batch` of model `name` on a fixed batch (a callable)."""
-    kwargs = model_kwargs(name, n_classes)
+    kwargs = builder_kwargs(name, n_classes)
     model, _ = build(name, kwargs)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9), loss=SSDLoss().compute_loss)
     height, width = kwargs["image_size"][:2]
@@ -52,7 +52,7 @@ def rows(rng):
     image = rng.uniform(0, 255, (1, 300, 300, 3)).astype(np.float32)
     out = []
     for mode in ("training", "inference", "inference_fast"):
-        model, _ = build("ssd300", model_kwargs("ssd300", 20), mode, confidence_thresh=0.5)
+        model, _ = build("ssd300", builder_kwargs("ssd300", 20), mode, confidence_thresh=0.5)
         label = "raw output" if mode == "training" else f"'{mode}' mode (decoded)"
         out.append((f"SSD300 inference, batch 1, {label}", lambda m=model: m.predict_on_batch(image)))
     out.append(("SSD300 training step, batch 8 (SGD, SSDLoss)", training_step("ssd300", 20, rng)))

@@ -90,10 +90,15 @@ def table(figures):
     def peer(key):
         return get(figures, "torchvision", "torchvision", key)
 
-    device = next((figures[run]["device"] for run in ("jax", "torch", "torchvision") if (figures.get(run) or {}).get("device")), None)
+    device = next(
+        (figures[run]["device"] for run in ("jax", "torch", "torchvision") if (figures.get(run) or {}).get("device")),
+        None,
+    )
 
     ours = next((figures[run] for run in ("jax", "torch", "torch_compiled") if "model" in (figures.get(run) or {})), {})
-    model = f"{ours.get('model', 'ssd300').upper()}, 21 classes, {'x'.join(map(str, ours.get('image_size', [300, 300])))}"
+    model = (
+        f"{ours.get('model', 'ssd300').upper()}, 21 classes, {'x'.join(map(str, ours.get('image_size', [300, 300])))}"
+    )
     batch = ours.get("train_batch", 32)
 
     def both(run, key_bf16, key_fp32, field):
@@ -104,56 +109,120 @@ def table(figures):
         return cell("torch") + ("" if compiled in ("-", "- / -") else f" (compiled: {compiled})")
 
     bare_jit = get(figures, "jax", "end_to_end_batch1_conf0.01", "bare_jit_ms")
-    pipeline = sorted((int(key.split("_")[1]), value) for key, value in (figures.get("jax") or {}).items()
-                      if key.startswith("pipeline_") and isinstance(value, (int, float)))
+    pipeline = sorted(
+        (int(key.split("_")[1]), value)
+        for key, value in (figures.get("jax") or {}).items()
+        if key.startswith("pipeline_") and isinstance(value, (int, float))
+    )
     alone = [get(figures, "jax", f"independent_{workers}_processes") for workers, _ in pipeline]
     pipeline_cell = " / ".join(number(v) for _, v in pipeline) or "-"
     if any(v is not None for v in alone):
         pipeline_cell += f" (independent processes: {' / '.join(number(v) for v in alone)})"
     rows = [
-        (f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays / "
-         "device: no host reads between steps)",
-         number(peer("train_bfloat16")), training_cell(figures, "jax", "bfloat16"),
-         torch_cell(lambda run: training_cell(figures, run, "bfloat16"))),
-        (f"training images/s, batch {batch}, float32", "-", training_cell(figures, "jax", "float32"),
-         torch_cell(lambda run: training_cell(figures, run, "float32"))),
-        ("forward frames/s, batch 8 (bfloat16 / float32)", number(peer("forward_batch8_fps")),
-         both("jax", "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"),
-         torch_cell(lambda run: both(run, "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"))),
-        ("end to end frames/s, batch 8, confidence 0.01 (uint8 in, detections on the host)", number(peer("end_to_end_batch8_fps")),
-         number(get(figures, "jax", "end_to_end_batch8_conf0.01", "frames_per_s")),
-         torch_cell(lambda run: number(get(figures, run, "end_to_end_batch8_conf0.01", "frames_per_s")))),
-        ("end to end frames/s, batch 8, confidence 0.5", "-", number(get(figures, "jax", "end_to_end_batch8_conf0.5", "frames_per_s")),
-         number(get(figures, "torch", "end_to_end_batch8_conf0.5", "frames_per_s"))),
-        ("latency, batch 1, end to end, ms", number(peer("latency_batch1_ms"), 1),
-         number(get(figures, "jax", "end_to_end_batch1_conf0.01", "ms"), 1) + ("" if bare_jit is None else f" (one jitted call: {number(bare_jit, 1)})"),
-         number(get(figures, "torch", "end_to_end_batch1_conf0.01", "ms"), 1)),
-        (f"input pipeline images/s, SSD300 chain + encoder, {' / '.join(str(w) for w, _ in pipeline) or '-'} worker processes", "-",
-         pipeline_cell, "-"),
+        (
+            f"training images/s, batch {batch}, bfloat16 (`train_on_batch` on device data / `fit` from host arrays / "
+            "device: no host reads between steps)",
+            number(peer("train_bfloat16")),
+            training_cell(figures, "jax", "bfloat16"),
+            torch_cell(lambda run: training_cell(figures, run, "bfloat16")),
+        ),
+        (
+            f"training images/s, batch {batch}, float32",
+            "-",
+            training_cell(figures, "jax", "float32"),
+            torch_cell(lambda run: training_cell(figures, run, "float32")),
+        ),
+        (
+            "forward frames/s, batch 8 (bfloat16 / float32)",
+            number(peer("forward_batch8_fps")),
+            both("jax", "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s"),
+            torch_cell(lambda run: both(run, "forward_batch8_bfloat16", "forward_batch8_float32", "frames_per_s")),
+        ),
+        (
+            "end to end frames/s, batch 8, confidence 0.01 (uint8 in, detections on the host)",
+            number(peer("end_to_end_batch8_fps")),
+            number(get(figures, "jax", "end_to_end_batch8_conf0.01", "frames_per_s")),
+            torch_cell(lambda run: number(get(figures, run, "end_to_end_batch8_conf0.01", "frames_per_s"))),
+        ),
+        (
+            "end to end frames/s, batch 8, confidence 0.5",
+            "-",
+            number(get(figures, "jax", "end_to_end_batch8_conf0.5", "frames_per_s")),
+            number(get(figures, "torch", "end_to_end_batch8_conf0.5", "frames_per_s")),
+        ),
+        (
+            "latency, batch 1, end to end, ms",
+            number(peer("latency_batch1_ms"), 1),
+            number(get(figures, "jax", "end_to_end_batch1_conf0.01", "ms"), 1)
+            + ("" if bare_jit is None else f" (one jitted call: {number(bare_jit, 1)})"),
+            number(get(figures, "torch", "end_to_end_batch1_conf0.01", "ms"), 1),
+        ),
+        (
+            f"input pipeline images/s, SSD300 chain + encoder, {' / '.join(str(w) for w, _ in pipeline) or '-'} "
+            "worker processes",
+            "-",
+            pipeline_cell,
+            "-",
+        ),
     ]
-    lines = [f"Device: {device or 'unknown'}." + (f" torchvision did not run: {tv['skipped']}" if "skipped" in tv else ""), "",
-             f"| case ({model}) | torchvision | JAX | PyTorch backend |", "|---|---|---|---|"]
+    lines = [
+        f"Device: {device or 'unknown'}." + (f" torchvision did not run: {tv['skipped']}" if "skipped" in tv else ""),
+        "",
+        f"| case ({model}) | torchvision | JAX | PyTorch backend |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     tv_train, tv_forward = peer("train_bfloat16"), peer("forward_batch8_fps")
     jax_train = get(figures, "jax", "train_bfloat16", "images_per_s")
-    lines += ["", "Goals:",
-              verdict(f"training, batch {batch}, bfloat16, JAX, images/s", jax_train, TRAIN_GOAL)]
+    lines += ["", "Goals:", verdict(f"training, batch {batch}, bfloat16, JAX, images/s", jax_train, TRAIN_GOAL)]
     if jax_train is not None and not (figures["jax"]["train_bfloat16"].get("finite", True)):
         lines[-1] += " (but the loss was not finite)"
     for run, name in (("jax", "JAX"), ("torch", "PyTorch backend"), ("torch_compiled", "PyTorch backend compiled")):
-        lines.append(verdict(f"end to end, batch 8, confidence 0.01, {name}, frames/s",
-                             get(figures, run, "end_to_end_batch8_conf0.01", "frames_per_s"), END_TO_END_GOAL))
+        lines.append(
+            verdict(
+                f"end to end, batch 8, confidence 0.01, {name}, frames/s",
+                get(figures, run, "end_to_end_batch8_conf0.01", "frames_per_s"),
+                END_TO_END_GOAL,
+            )
+        )
     for run, name in (("jax", "JAX"), ("torch", "PyTorch backend")):
-        lines.append(verdict(f"latency, batch 1, {name}", get(figures, run, "end_to_end_batch1_conf0.01", "ms"), LATENCY_GOAL, False,
-                             " ms"))
+        lines.append(
+            verdict(
+                f"latency, batch 1, {name}",
+                get(figures, run, "end_to_end_batch1_conf0.01", "ms"),
+                LATENCY_GOAL,
+                False,
+                " ms",
+            )
+        )
     for run, name in (("jax", "JAX"), ("torch", "PyTorch backend")):
-        rate = best(get(figures, run, "forward_batch8_bfloat16", "frames_per_s"), get(figures, run, "forward_batch8_float32", "frames_per_s"))
-        lines.append(verdict(f"forward, batch 8, {name} (faster precision) against torchvision's, frames/s", rate, tv_forward))
-    torch_train = best(get(figures, "torch", "train_bfloat16", "images_per_s"), get(figures, "torch_compiled", "train_bfloat16", "images_per_s"))
-    lines.append(verdict(f"training, batch {batch}, bfloat16, PyTorch backend (best of op by op and compiled) against half of "
-                         "torchvision's, images/s", torch_train, None if tv_train is None else tv_train / 2))
+        rate = best(
+            get(figures, run, "forward_batch8_bfloat16", "frames_per_s"),
+            get(figures, run, "forward_batch8_float32", "frames_per_s"),
+        )
+        lines.append(
+            verdict(f"forward, batch 8, {name} (faster precision) against torchvision's, frames/s", rate, tv_forward)
+        )
+    torch_train = best(
+        get(figures, "torch", "train_bfloat16", "images_per_s"),
+        get(figures, "torch_compiled", "train_bfloat16", "images_per_s"),
+    )
+    lines.append(
+        verdict(
+            f"training, batch {batch}, bfloat16, PyTorch backend (best of op by op and compiled) against half of "
+            "torchvision's, images/s",
+            torch_train,
+            None if tv_train is None else tv_train / 2,
+        )
+    )
     fastest_pipeline = best(*(v for _, v in pipeline))
-    lines.append(verdict("input pipeline (its best worker count) against JAX's bfloat16 training rate, images/s", fastest_pipeline, jax_train))
+    lines.append(
+        verdict(
+            "input pipeline (its best worker count) against JAX's bfloat16 training rate, images/s",
+            fastest_pipeline,
+            jax_train,
+        )
+    )
     return "\n".join(lines) + "\n"
 
 

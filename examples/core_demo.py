@@ -17,21 +17,46 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
-from ssd_encoder_decoder.ssd_output_decoder import decode_detections  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.encoding.output_decoder import decode_detections  # noqa: E402
 
-VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+VOC_CLASSES = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 
 def main():
     rng = np.random.default_rng(0)
     encoder = SSDInputEncoder(
-        img_height=300, img_width=300, n_classes=20,
+        img_height=300,
+        img_width=300,
+        n_classes=20,
         predictor_sizes=[(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)],
         scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
         aspect_ratios_per_layer=[[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3 + [[1.0, 2.0, 0.5]] * 2,
-        steps=[8, 16, 32, 64, 100, 300], offsets=[0.5] * 6, neg_iou_limit=0.5,
+        steps=[8, 16, 32, 64, 100, 300],
+        offsets=[0.5] * 6,
+        neg_iou_limit=0.5,
     )
     print(f"SSD300 anchors: {encoder.n_boxes_total} (boxes per cell per layer: {encoder.n_boxes})")
 
@@ -58,7 +83,9 @@ def main():
     y_pred[..., -12:-8] += rng.normal(0, 0.02, y_pred[..., -12:-8].shape).astype(np.float32)
 
     start = time.perf_counter()
-    detections = decode_detections(y_pred, confidence_thresh=0.5, iou_threshold=0.45, top_k=200, img_height=300, img_width=300)
+    detections = decode_detections(
+        y_pred, confidence_thresh=0.5, iou_threshold=0.45, top_k=200, img_height=300, img_width=300
+    )
     decode_ms = (time.perf_counter() - start) * 1e3
     print(f"decoded in {decode_ms:.1f} ms\n")
 
@@ -69,8 +96,10 @@ def main():
             match = found[np.abs(found[:, 2:] - row[1:]).max(axis=1).argmin()]
             error = np.abs(match[2:] - row[1:]).max()
             worst = max(worst, error)
-            print(f"  {VOC_CLASSES[int(row[0])]:>12s} truth {np.round(row[1:], 1)} -> "
-                  f"{VOC_CLASSES[int(match[0])]:>12s} {match[1]:.2f} {np.round(match[2:], 1)}")
+            print(
+                f"  {VOC_CLASSES[int(row[0])]:>12s} truth {np.round(row[1:], 1)} -> "
+                f"{VOC_CLASSES[int(match[0])]:>12s} {match[1]:.2f} {np.round(match[2:], 1)}"
+            )
     ok = all(len(f) == len(t) for t, f in zip(labels, detections)) and worst < 10
     print(f"\nlargest coordinate error: {worst:.2f} px -> {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -1,3 +1,4 @@
-"""The SSD loss. Importing it registers the project's layers as well (see `keras_layers`)."""
+"""The original's `keras_loss_function` package. Importing it registers the custom layers and the loss
+(see `ssd_keras.layers`), as importing the original's did."""
 
-import keras_layers  # noqa: F401
+import ssd_keras.layers  # noqa: F401

@@ -1,4 +1,4 @@
-"""The SSD300, SSD512 and SSD7 builders. Importing them registers every custom layer and
-the loss, so that their saved models load in a new process (see `keras_layers`)."""
+"""The original's `models` package. Importing it registers the custom layers and the loss
+(see `ssd_keras.layers`), as importing the original's did."""
 
-import keras_layers  # noqa: F401
+import ssd_keras.layers  # noqa: F401

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,21 +33,15 @@ SMOKE = os.environ.get("SSD_KERAS_SMOKE") == "1"
 WORK_DIR = (os.environ.get("SSD_KERAS_WORK_DIR") or tempfile.mkdtemp(prefix="ssd_keras_nb_")) if SMOKE else "."
 
 # %%
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from keras import backend as K
-from keras.models import load_model
 from keras.optimizers import Adam
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from eval_utils.average_precision_evaluator import Evaluator
-from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-from keras_layers.keras_layer_L2Normalization import L2Normalization
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from models.keras_ssd300 import ssd_300
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.evaluation.voc import Evaluator
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd300 import ssd_300
 
 # %matplotlib inline
 
@@ -62,52 +56,117 @@ weights_path = "VGG_VOC0712_SSD_300x300_ft_iter_120000.h5"
 VOC_2007_ROOT = "../datasets/VOCdevkit/VOC2007"
 images_dir, annotations_dir = f"{VOC_2007_ROOT}/JPEGImages", f"{VOC_2007_ROOT}/Annotations"
 image_set_filename = f"{VOC_2007_ROOT}/ImageSets/Main/test.txt"
-classes = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+classes = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 # %%
 if SMOKE:
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
     shapes = make_shapes_dataset(os.path.join(WORK_DIR, "shapes"), n_trainval=16, n_test=8, seed=0, verbose=False)
     images_dir, annotations_dir, image_set_filename = shapes["images_dir"], shapes["annotations_dir"], shapes["test"]
     classes = shapes["classes"]
     n_classes = len(classes) - 1
-    weights_path = None   # random weights
+    weights_path = None  # random weights
 
 # %% [markdown]
 # ## 2. The model
 
 # %%
 K.clear_session()
-model = ssd_300(image_size=(img_height, img_width, 3), n_classes=n_classes, mode=model_mode, l2_regularization=0.0005,
-                scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-                aspect_ratios_per_layer=[[1.0, 2.0, 0.5], [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                                         [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5], [1.0, 2.0, 0.5]],
-                two_boxes_for_ar1=True, steps=[8, 16, 32, 64, 100, 300], offsets=[0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
-                clip_boxes=False, variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True, subtract_mean=[123, 117, 104],
-                swap_channels=[2, 1, 0], confidence_thresh=0.01, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
+model = ssd_300(
+    image_size=(img_height, img_width, 3),
+    n_classes=n_classes,
+    mode=model_mode,
+    l2_regularization=0.0005,
+    scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+    aspect_ratios_per_layer=[
+        [1.0, 2.0, 0.5],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5],
+        [1.0, 2.0, 0.5],
+    ],
+    two_boxes_for_ar1=True,
+    steps=[8, 16, 32, 64, 100, 300],
+    offsets=[0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+    clip_boxes=False,
+    variances=[0.1, 0.1, 0.2, 0.2],
+    normalize_coords=True,
+    subtract_mean=[123, 117, 104],
+    swap_channels=[2, 1, 0],
+    confidence_thresh=0.01,
+    iou_threshold=0.45,
+    top_k=200,
+    nms_max_output_size=400,
+)
 if weights_path is not None:
     model.load_weights(weights_path, by_name=True)
-model.compile(optimizer=Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08),
-              loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss)
+model.compile(
+    optimizer=Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08),
+    loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss,
+)
 
 # %% [markdown]
 # ## 3. The data: difficult boxes are kept and count as neutral, as in the devkit
 
 # %%
 dataset = DataGenerator()
-dataset.parse_xml(images_dirs=[images_dir], image_set_filenames=[image_set_filename], annotations_dirs=[annotations_dir],
-                  classes=classes, include_classes="all", exclude_truncated=False, exclude_difficult=False, ret=False)
+dataset.parse_xml(
+    images_dirs=[images_dir],
+    image_set_filenames=[image_set_filename],
+    annotations_dirs=[annotations_dir],
+    classes=classes,
+    include_classes="all",
+    exclude_truncated=False,
+    exclude_difficult=False,
+    ret=False,
+)
 
 # %% [markdown]
 # ## 4. Evaluate
 
 # %%
 evaluator = Evaluator(model=model, n_classes=n_classes, data_generator=dataset, model_mode=model_mode)
-results = evaluator(img_height=img_height, img_width=img_width, batch_size=8, data_generator_mode="resize",
-                    round_confidences=False, matching_iou_threshold=0.5, border_pixels="include", sorting_algorithm="quicksort",
-                    average_precision_mode="sample", num_recall_points=11, ignore_neutral_boxes=True,
-                    return_precisions=True, return_recalls=True, return_average_precisions=True, verbose=True)
+results = evaluator(
+    img_height=img_height,
+    img_width=img_width,
+    batch_size=8,
+    data_generator_mode="resize",
+    round_confidences=False,
+    matching_iou_threshold=0.5,
+    border_pixels="include",
+    sorting_algorithm="quicksort",
+    average_precision_mode="sample",
+    num_recall_points=11,
+    ignore_neutral_boxes=True,
+    return_precisions=True,
+    return_recalls=True,
+    return_average_precisions=True,
+    verbose=True,
+)
 mean_average_precision, average_precisions, precisions, recalls = results
 for i in range(1, len(average_precisions)):
     print("{:<14}{:<6}{}".format(classes[i], "AP", round(average_precisions[i], 3)))
@@ -129,7 +188,7 @@ for i in range(m):
         cells[i, j].grid(True)
         cells[i, j].set_xticks(np.linspace(0, 1, 11))
         cells[i, j].set_yticks(np.linspace(0, 1, 11))
-        cells[i, j].set_title("{}, AP: {:.3f}".format(classes[n * i + j + 1], average_precisions[n * i + j + 1]), fontsize=16)
+        cells[i, j].set_title(f"{classes[n * i + j + 1]}, AP: {average_precisions[n * i + j + 1]:.3f}", fontsize=16)
 plt.show()
 
 # %% [markdown]
@@ -137,9 +196,17 @@ plt.show()
 
 # %%
 evaluator.get_num_gt_per_class(ignore_neutral_boxes=True, verbose=False, ret=False)
-evaluator.match_predictions(ignore_neutral_boxes=True, matching_iou_threshold=0.5, border_pixels="include",
-                            sorting_algorithm="quicksort", verbose=True, ret=False)
+evaluator.match_predictions(
+    ignore_neutral_boxes=True,
+    matching_iou_threshold=0.5,
+    border_pixels="include",
+    sorting_algorithm="quicksort",
+    verbose=True,
+    ret=False,
+)
 precisions, recalls = evaluator.compute_precision_recall(verbose=True, ret=True)
-average_precisions = evaluator.compute_average_precisions(mode="integrate", num_recall_points=11, verbose=True, ret=True)
+average_precisions = evaluator.compute_average_precisions(
+    mode="integrate", num_recall_points=11, verbose=True, ret=True
+)
 mean_average_precision = evaluator.compute_mean_average_precision(ret=True)
 print("mAP ('integrate'):", round(mean_average_precision, 3))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -35,17 +35,15 @@ WORK_DIR = (os.environ.get("SSD_KERAS_WORK_DIR") or tempfile.mkdtemp(prefix="ssd
 # %%
 import json
 
-import keras
-import numpy as np
 from keras import backend as K
 from keras.optimizers import Adam
-from pycocotools.coco import COCO          # pip install pycocotools (no more sys.path for cocoapi)
+from pycocotools.coco import COCO  # pip install pycocotools (no more sys.path for cocoapi)
 from pycocotools.cocoeval import COCOeval
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from eval_utils.coco_utils import get_coco_category_maps, predict_all_to_json
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from models.keras_ssd300 import ssd_300
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.evaluation.coco import get_coco_category_maps, predict_all_to_json
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd300 import ssd_300
 
 # %% [markdown]
 # ## 1. Parameters
@@ -61,9 +59,11 @@ n_classes = 80
 
 # %%
 if SMOKE:
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
     shapes = make_shapes_dataset(os.path.join(WORK_DIR, "shapes"), n_trainval=16, n_test=8, seed=0, verbose=False)
     from xml.etree import ElementTree
+
     # The shapes' test split as a COCO annotation file.
     names = shapes["classes"][1:]
     coco = {"images": [], "annotations": [], "categories": [{"id": 10 + i, "name": n} for i, n in enumerate(names)]}
@@ -71,13 +71,26 @@ if SMOKE:
         ids = [line.strip() for line in f if line.strip()]
     for image_id in ids:
         root = ElementTree.parse(os.path.join(shapes["annotations_dir"], image_id + ".xml")).getroot()
-        coco["images"].append({"id": int(image_id), "file_name": image_id + ".jpg",
-                               "width": int(root.find("size/width").text), "height": int(root.find("size/height").text)})
+        coco["images"].append(
+            {
+                "id": int(image_id),
+                "file_name": image_id + ".jpg",
+                "width": int(root.find("size/width").text),
+                "height": int(root.find("size/height").text),
+            }
+        )
         for obj in root.iter("object"):
             x1, y1, x2, y2 = (float(obj.find("bndbox/" + k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": int(image_id), "iscrowd": 0,
-                                        "category_id": 10 + names.index(obj.find("name").text),
-                                        "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": int(image_id),
+                    "iscrowd": 0,
+                    "category_id": 10 + names.index(obj.find("name").text),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                }
+            )
     images_dir = shapes["images_dir"]
     annotations_filename = os.path.join(WORK_DIR, "instances_shapes.json")
     with open(annotations_filename, "w") as f:
@@ -90,13 +103,33 @@ if SMOKE:
 
 # %%
 K.clear_session()
-model = ssd_300(image_size=(img_height, img_width, 3), n_classes=n_classes, mode="inference", l2_regularization=0.0005,
-                scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
-                aspect_ratios_per_layer=[[1.0, 2.0, 0.5], [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                                         [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5], [1.0, 2.0, 0.5]],
-                two_boxes_for_ar1=True, steps=[8, 16, 32, 64, 100, 300], offsets=[0.5] * 6, clip_boxes=False,
-                variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True, subtract_mean=[123, 117, 104], swap_channels=[2, 1, 0],
-                confidence_thresh=0.01, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
+model = ssd_300(
+    image_size=(img_height, img_width, 3),
+    n_classes=n_classes,
+    mode="inference",
+    l2_regularization=0.0005,
+    scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+    aspect_ratios_per_layer=[
+        [1.0, 2.0, 0.5],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+        [1.0, 2.0, 0.5],
+        [1.0, 2.0, 0.5],
+    ],
+    two_boxes_for_ar1=True,
+    steps=[8, 16, 32, 64, 100, 300],
+    offsets=[0.5] * 6,
+    clip_boxes=False,
+    variances=[0.1, 0.1, 0.2, 0.2],
+    normalize_coords=True,
+    subtract_mean=[123, 117, 104],
+    swap_channels=[2, 1, 0],
+    confidence_thresh=0.01,
+    iou_threshold=0.45,
+    top_k=200,
+    nms_max_output_size=400,
+)
 if weights_path is not None:
     model.load_weights(weights_path, by_name=True)
 model.compile(optimizer=Adam(learning_rate=0.001), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss)
@@ -106,13 +139,29 @@ model.compile(optimizer=Adam(learning_rate=0.001), loss=SSDLoss(neg_pos_ratio=3,
 
 # %%
 dataset = DataGenerator()
-dataset.parse_json(images_dirs=[images_dir], annotations_filenames=[annotations_filename], ground_truth_available=False,
-                   include_classes="all", ret=False)
+dataset.parse_json(
+    images_dirs=[images_dir],
+    annotations_filenames=[annotations_filename],
+    ground_truth_available=False,
+    include_classes="all",
+    ret=False,
+)
 cats_to_classes, classes_to_cats, cats_to_names, classes_to_names = get_coco_category_maps(annotations_filename)
-results = predict_all_to_json(out_file=results_file, model=model, img_height=img_height, img_width=img_width,
-                              classes_to_cats=classes_to_cats, data_generator=dataset, batch_size=20,
-                              data_generator_mode="resize", model_mode="inference", confidence_thresh=0.01,
-                              iou_threshold=0.45, top_k=200, normalize_coords=True)
+results = predict_all_to_json(
+    out_file=results_file,
+    model=model,
+    img_height=img_height,
+    img_width=img_width,
+    classes_to_cats=classes_to_cats,
+    data_generator=dataset,
+    batch_size=20,
+    data_generator_mode="resize",
+    model_mode="inference",
+    confidence_thresh=0.01,
+    iou_threshold=0.45,
+    top_k=200,
+    normalize_coords=True,
+)
 print(len(results), "detections written to", results_file)
 
 # %% [markdown]

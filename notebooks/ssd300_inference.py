@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,8 +16,8 @@
 # %% [markdown]
 # # SSD300 inference
 #
-# Load the published Pascal VOC weights of the original (`VGG_VOC0712_SSD_300x300_iter_120000.h5`, converted from the Caffe
-# model) into an SSD300 built in inference mode, and detect objects in images. With
+# Load the published Pascal VOC weights of the original (`VGG_VOC0712_SSD_300x300_iter_120000.h5`,
+# converted from the Caffe model) into an SSD300 built in inference mode, and detect objects in images. With
 # `SSD_KERAS_SMOKE=1` the weights are random (written in the original's Keras-2 `.h5` layout)
 # and the images synthetic, so the boxes mean nothing: the run checks the plumbing.
 #
@@ -39,20 +39,14 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from keras import backend as K
-from keras.models import load_model
 from keras.optimizers import Adam
-from keras.preprocessing import image   # keras.utils.load_img / img_to_array in Keras 3
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from data_generator.object_detection_2d_geometric_ops import Resize
-from data_generator.object_detection_2d_misc_utils import apply_inverse_transforms
-from data_generator.object_detection_2d_photometric_ops import ConvertTo3Channels
-from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-from keras_layers.keras_layer_L2Normalization import L2Normalization
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from models.keras_ssd300 import ssd_300
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.transforms.geometric import Resize
+from ssd_keras.data.transforms.inverse import apply_inverse_transforms
+from ssd_keras.data.transforms.photometric import ConvertTo3Channels
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd300 import ssd_300
 
 # %matplotlib inline
 
@@ -63,21 +57,46 @@ from models.keras_ssd300 import ssd_300
 weights_path = "VGG_VOC0712_SSD_300x300_iter_120000.h5"
 image_paths = ["examples/fish_bike.jpg"]
 VOC_2007_ROOT = "../datasets/VOCdevkit/VOC2007"
-classes = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+classes = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 img_height = img_width = 300
 
 # %%
 if SMOKE:
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
     shapes = make_shapes_dataset(os.path.join(WORK_DIR, "shapes"), n_trainval=16, n_test=8, seed=0, verbose=False)
     image_paths = [os.path.join(shapes["images_dir"], "000017.jpg"), os.path.join(shapes["images_dir"], "000018.jpg")]
     # Random weights in the original's Keras-2 .h5 layout, from a model of the same architecture.
-    from models.legacy_weights import read_legacy_h5  # noqa: F401  (the reader load_weights uses)
-    from models.vgg16_reduced import write_legacy_h5
+    from ssd_keras.models.legacy_weights import read_legacy_h5  # noqa: F401  (the reader load_weights uses)
+    from ssd_keras.models.vgg16_reduced import write_legacy_h5
+
     random_model = ssd_300(image_size=(img_height, img_width, 3), n_classes=20, mode="training", scales=[0.1] * 7)
     weights_path = os.path.join(WORK_DIR, "random_weights.h5")
-    write_legacy_h5(weights_path, {layer.name: [w.numpy() for w in layer.weights] for layer in random_model.layers if layer.weights})
+    write_legacy_h5(
+        weights_path, {layer.name: [w.numpy() for w in layer.weights] for layer in random_model.layers if layer.weights}
+    )
     del random_model
 
 # %% [markdown]
@@ -85,16 +104,38 @@ if SMOKE:
 
 # %%
 scales = [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]
-aspect_ratios = [[1.0, 2.0, 0.5], [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                 [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5], [1.0, 2.0, 0.5]]
+aspect_ratios = [
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5],
+]
 steps = [8, 16, 32, 64, 100, 300]
 offsets = [0.5] * 6
 
 K.clear_session()
-model = ssd_300(image_size=(img_height, img_width, 3), n_classes=20, mode="inference", l2_regularization=0.0005,
-                scales=scales, aspect_ratios_per_layer=aspect_ratios, two_boxes_for_ar1=True, steps=steps, offsets=offsets,
-                clip_boxes=False, variances=[0.1, 0.1, 0.2, 0.2], normalize_coords=True, subtract_mean=[123, 117, 104],
-                swap_channels=[2, 1, 0], confidence_thresh=0.5, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
+model = ssd_300(
+    image_size=(img_height, img_width, 3),
+    n_classes=20,
+    mode="inference",
+    l2_regularization=0.0005,
+    scales=scales,
+    aspect_ratios_per_layer=aspect_ratios,
+    two_boxes_for_ar1=True,
+    steps=steps,
+    offsets=offsets,
+    clip_boxes=False,
+    variances=[0.1, 0.1, 0.2, 0.2],
+    normalize_coords=True,
+    subtract_mean=[123, 117, 104],
+    swap_channels=[2, 1, 0],
+    confidence_thresh=0.5,
+    iou_threshold=0.45,
+    top_k=200,
+    nms_max_output_size=400,
+)
 model.load_weights(weights_path, by_name=True)
 # Compiling is no longer needed for prediction; the original compiled "so Keras won't complain":
 adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
@@ -105,8 +146,9 @@ model.compile(optimizer=adam, loss=ssd_loss.compute_loss)
 # Or load a whole saved model (`.keras`); the original's `custom_objects` still work:
 #
 # ```python
-# model = load_model("ssd_model.keras", custom_objects={"AnchorBoxes": AnchorBoxes, "L2Normalization": L2Normalization,
-#                                                       "DecodeDetections": DecodeDetections, "compute_loss": ssd_loss.compute_loss})
+# model = load_model("ssd_model.keras", custom_objects={
+#     "AnchorBoxes": AnchorBoxes, "L2Normalization": L2Normalization,
+#     "DecodeDetections": DecodeDetections, "compute_loss": ssd_loss.compute_loss})
 # ```
 #
 # A whole model saved by the original in Keras 2 (an `.h5` of its `ModelCheckpoint`) does not open so: Keras 3
@@ -134,8 +176,7 @@ print(y_pred_thresh[0])
 
 # %%
 # Draws detections (coloured, labelled) and ground truth (green) with matplotlib.
-from misc_utils.plotting import plot_detections
-
+from ssd_keras.utils.plotting import plot_detections
 
 # %%
 # Boxes are in the model's frame; scale them to the original image.
@@ -158,12 +199,24 @@ else:
     images_dir, annotations_dir = f"{VOC_2007_ROOT}/JPEGImages", f"{VOC_2007_ROOT}/Annotations"
     image_set, voc_classes = f"{VOC_2007_ROOT}/ImageSets/Main/test.txt", classes
 dataset = DataGenerator()
-dataset.parse_xml(images_dirs=[images_dir], image_set_filenames=[image_set], annotations_dirs=[annotations_dir],
-                  classes=voc_classes, include_classes="all", exclude_truncated=False, exclude_difficult=True, ret=False)
-generator = dataset.generate(batch_size=1, shuffle=True, transformations=[ConvertTo3Channels(), Resize(img_height, img_width)],
-                             label_encoder=None,
-                             returns={"processed_images", "filenames", "inverse_transform", "original_images", "original_labels"},
-                             keep_images_without_gt=False)
+dataset.parse_xml(
+    images_dirs=[images_dir],
+    image_set_filenames=[image_set],
+    annotations_dirs=[annotations_dir],
+    classes=voc_classes,
+    include_classes="all",
+    exclude_truncated=False,
+    exclude_difficult=True,
+    ret=False,
+)
+generator = dataset.generate(
+    batch_size=1,
+    shuffle=True,
+    transformations=[ConvertTo3Channels(), Resize(img_height, img_width)],
+    label_encoder=None,
+    returns={"processed_images", "filenames", "inverse_transform", "original_images", "original_labels"},
+    keep_images_without_gt=False,
+)
 batch_images, batch_filenames, batch_inverse_transforms, batch_original_images, batch_original_labels = next(generator)
 y_pred = model.predict(batch_images)
 y_pred_thresh = [y_pred[k][y_pred[k, :, 1] > confidence_threshold] for k in range(y_pred.shape[0])]

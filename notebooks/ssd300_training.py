@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -40,22 +40,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from keras import backend as K
 from keras.callbacks import CSVLogger, LearningRateScheduler, ModelCheckpoint, TerminateOnNaN
-from keras.models import load_model
-from keras.optimizers import SGD, Adam
+from keras.optimizers import SGD
 
-from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from data_generator.object_detection_2d_geometric_ops import Resize
-from data_generator.object_detection_2d_misc_utils import apply_inverse_transforms
-from data_generator.object_detection_2d_photometric_ops import ConvertTo3Channels
-from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-from keras_layers.keras_layer_L2Normalization import L2Normalization
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from models.keras_ssd300 import ssd_300
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
-from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast
+from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.transforms.geometric import Resize
+from ssd_keras.data.transforms.inverse import apply_inverse_transforms
+from ssd_keras.data.transforms.photometric import ConvertTo3Channels
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.encoding.output_decoder import decode_detections
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd300 import ssd_300
 
 # %matplotlib inline
 
@@ -70,23 +65,48 @@ images_dirs = [f"{VOC_2007_ROOT}/JPEGImages", f"{VOC_2012_ROOT}/JPEGImages"]
 annotations_dirs = [f"{VOC_2007_ROOT}/Annotations", f"{VOC_2012_ROOT}/Annotations"]
 trainval_sets = [f"{VOC_2007_ROOT}/ImageSets/Main/trainval.txt", f"{VOC_2012_ROOT}/ImageSets/Main/trainval.txt"]
 test_sets = [f"{VOC_2007_ROOT}/ImageSets/Main/test.txt"]
-classes = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+classes = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 # The reduced VGG-16 of the original (or write one from Keras' VGG-16 with
-# models.vgg16_reduced.save_vgg16_fc_reduced).
+# ssd_keras.models.vgg16_reduced.save_vgg16_fc_reduced).
 weights_path = "VGG_ILSVRC_16_layers_fc_reduced.h5"
 batch_size = 32
 epochs, steps_per_epoch = 120, 1000
 
 # %%
 if SMOKE:
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
     shapes = make_shapes_dataset(os.path.join(WORK_DIR, "shapes"), n_trainval=16, n_test=8, seed=0, verbose=False)
     images_dirs, annotations_dirs = [shapes["images_dir"]], [shapes["annotations_dir"]]
     trainval_sets, test_sets = [shapes["trainval"]], [shapes["test"]]
     classes = shapes["classes"]
-    from models.vgg16_reduced import save_vgg16_fc_reduced
-    weights_path = save_vgg16_fc_reduced(os.path.join(WORK_DIR, "vgg16_fc_reduced.h5"), keras.applications.VGG16(weights=None))
+    from ssd_keras.models.vgg16_reduced import save_vgg16_fc_reduced
+
+    weights_path = save_vgg16_fc_reduced(
+        os.path.join(WORK_DIR, "vgg16_fc_reduced.h5"), keras.applications.VGG16(weights=None)
+    )
     batch_size, epochs, steps_per_epoch = 2, 1, 2
 
 # %% [markdown]
@@ -94,18 +114,20 @@ if SMOKE:
 
 # %%
 img_height, img_width, img_channels = 300, 300, 3
-mean_color = [123, 117, 104]   # the means of the ImageNet images the VGG-16 base was trained on
-swap_channels = [2, 1, 0]      # the Caffe weights expect BGR
-n_classes = len(classes) - 1   # positive classes
+mean_color = [123, 117, 104]  # the means of the ImageNet images the VGG-16 base was trained on
+swap_channels = [2, 1, 0]  # the Caffe weights expect BGR
+n_classes = len(classes) - 1  # positive classes
 scales_pascal = [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]
 scales_coco = [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]
 scales = scales_pascal
-aspect_ratios = [[1.0, 2.0, 0.5],
-                 [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                 [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                 [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                 [1.0, 2.0, 0.5],
-                 [1.0, 2.0, 0.5]]
+aspect_ratios = [
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5],
+]
 two_boxes_for_ar1 = True
 steps = [8, 16, 32, 64, 100, 300]
 offsets = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
@@ -114,14 +136,25 @@ variances = [0.1, 0.1, 0.2, 0.2]
 normalize_coords = True
 
 K.clear_session()
-model = ssd_300(image_size=(img_height, img_width, img_channels), n_classes=n_classes, mode="training",
-                l2_regularization=0.0005, scales=scales, aspect_ratios_per_layer=aspect_ratios,
-                two_boxes_for_ar1=two_boxes_for_ar1, steps=steps, offsets=offsets, clip_boxes=clip_boxes,
-                variances=variances, normalize_coords=normalize_coords, subtract_mean=mean_color,
-                swap_channels=swap_channels)
+model = ssd_300(
+    image_size=(img_height, img_width, img_channels),
+    n_classes=n_classes,
+    mode="training",
+    l2_regularization=0.0005,
+    scales=scales,
+    aspect_ratios_per_layer=aspect_ratios,
+    two_boxes_for_ar1=two_boxes_for_ar1,
+    steps=steps,
+    offsets=offsets,
+    clip_boxes=clip_boxes,
+    variances=variances,
+    normalize_coords=normalize_coords,
+    subtract_mean=mean_color,
+    swap_channels=swap_channels,
+)
 model.load_weights(weights_path, by_name=True)
 
-sgd = SGD(learning_rate=0.001, momentum=0.9, nesterov=False)   # Keras 3: learning_rate, no decay argument
+sgd = SGD(learning_rate=0.001, momentum=0.9, nesterov=False)  # Keras 3: learning_rate, no decay argument
 # adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
 ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
 model.compile(optimizer=sgd, loss=ssd_loss.compute_loss)
@@ -143,13 +176,33 @@ model.optimizer.build(model.trainable_variables)  # optional: TensorFlow then tr
 # %%
 train_dataset = DataGenerator(load_images_into_memory=False, hdf5_dataset_path=None)
 val_dataset = DataGenerator(load_images_into_memory=False, hdf5_dataset_path=None)
-train_dataset.parse_xml(images_dirs=images_dirs, image_set_filenames=trainval_sets, annotations_dirs=annotations_dirs,
-                        classes=classes, include_classes="all", exclude_truncated=False, exclude_difficult=False, ret=False)
-val_dataset.parse_xml(images_dirs=images_dirs[:1], image_set_filenames=test_sets, annotations_dirs=annotations_dirs[:1],
-                      classes=classes, include_classes="all", exclude_truncated=False, exclude_difficult=True, ret=False)
+train_dataset.parse_xml(
+    images_dirs=images_dirs,
+    image_set_filenames=trainval_sets,
+    annotations_dirs=annotations_dirs,
+    classes=classes,
+    include_classes="all",
+    exclude_truncated=False,
+    exclude_difficult=False,
+    ret=False,
+)
+val_dataset.parse_xml(
+    images_dirs=images_dirs[:1],
+    image_set_filenames=test_sets,
+    annotations_dirs=annotations_dirs[:1],
+    classes=classes,
+    include_classes="all",
+    exclude_truncated=False,
+    exclude_difficult=True,
+    ret=False,
+)
 # Optional: one HDF5 file per split makes reading much faster.
-train_dataset.create_hdf5_dataset(file_path=os.path.join(WORK_DIR, "dataset_pascal_voc_07+12_trainval.h5"), resize=False,
-                                  variable_image_size=True, verbose=True)
+train_dataset.create_hdf5_dataset(
+    file_path=os.path.join(WORK_DIR, "dataset_pascal_voc_07+12_trainval.h5"),
+    resize=False,
+    variable_image_size=True,
+    verbose=True,
+)
 print("Training images:", train_dataset.get_dataset_size(), " validation images:", val_dataset.get_dataset_size())
 
 # %%
@@ -165,16 +218,27 @@ resize = Resize(height=img_height, width=img_width)
 ssd_input_encoder = SSDInputEncoder.from_model(model, matching_type="multi", pos_iou_threshold=0.5, neg_iou_limit=0.5)
 
 # keras_dataset() is a keras.utils.PyDataset: `fit` takes it directly and knows its length.
-train_data = train_dataset.keras_dataset(batch_size=batch_size, shuffle=True, transformations=[ssd_data_augmentation],
-                                         label_encoder=ssd_input_encoder, returns={"processed_images", "encoded_labels"},
-                                         keep_images_without_gt=False)
-val_data = val_dataset.keras_dataset(batch_size=batch_size, shuffle=False, transformations=[convert_to_3_channels, resize],
-                                     label_encoder=ssd_input_encoder, returns={"processed_images", "encoded_labels"},
-                                     keep_images_without_gt=False)
+train_data = train_dataset.keras_dataset(
+    batch_size=batch_size,
+    shuffle=True,
+    transformations=[ssd_data_augmentation],
+    label_encoder=ssd_input_encoder,
+    returns={"processed_images", "encoded_labels"},
+    keep_images_without_gt=False,
+)
+val_data = val_dataset.keras_dataset(
+    batch_size=batch_size,
+    shuffle=False,
+    transformations=[convert_to_3_channels, resize],
+    label_encoder=ssd_input_encoder,
+    returns={"processed_images", "encoded_labels"},
+    keep_images_without_gt=False,
+)
 
 
 # %% [markdown]
 # ## 4. Train
+
 
 # %%
 def lr_schedule(epoch):
@@ -185,24 +249,43 @@ def lr_schedule(epoch):
     else:
         return 0.00001
 
-model_checkpoint = ModelCheckpoint(filepath=os.path.join(WORK_DIR, "ssd300_pascal_07+12_epoch-{epoch:02d}_loss-{loss:.4f}_val_loss-{val_loss:.4f}.keras"),
-                                   monitor="val_loss", verbose=1, save_best_only=True, save_weights_only=False, mode="auto",
-                                   save_freq="epoch")
-csv_logger = CSVLogger(filename=os.path.join(WORK_DIR, "ssd300_pascal_07+12_training_log.csv"), separator=",", append=True)
+
+model_checkpoint = ModelCheckpoint(
+    filepath=os.path.join(
+        WORK_DIR, "ssd300_pascal_07+12_epoch-{epoch:02d}_loss-{loss:.4f}_val_loss-{val_loss:.4f}.keras"
+    ),
+    monitor="val_loss",
+    verbose=1,
+    save_best_only=True,
+    save_weights_only=False,
+    mode="auto",
+    save_freq="epoch",
+)
+csv_logger = CSVLogger(
+    filename=os.path.join(WORK_DIR, "ssd300_pascal_07+12_training_log.csv"), separator=",", append=True
+)
 learning_rate_scheduler = LearningRateScheduler(schedule=lr_schedule, verbose=1)
 terminate_on_nan = TerminateOnNaN()
 callbacks = [model_checkpoint, csv_logger, learning_rate_scheduler, terminate_on_nan]
 
 initial_epoch = 0
-history = model.fit(train_data, steps_per_epoch=steps_per_epoch, epochs=epochs, callbacks=callbacks,
-                    validation_data=val_data, validation_steps=ceil(val_dataset.get_dataset_size() / batch_size),
-                    initial_epoch=initial_epoch)
+history = model.fit(
+    train_data,
+    steps_per_epoch=steps_per_epoch,
+    epochs=epochs,
+    callbacks=callbacks,
+    validation_data=val_data,
+    validation_steps=ceil(val_dataset.get_dataset_size() / batch_size),
+    initial_epoch=initial_epoch,
+)
 
 # %%
 plt.figure(figsize=(8, 4))
 plt.plot(history.history["loss"], label="loss")
 plt.plot(history.history["val_loss"], label="val_loss")
-plt.xlabel("epoch"); plt.legend(); plt.title("SSD300 training")
+plt.xlabel("epoch")
+plt.legend()
+plt.title("SSD300 training")
 plt.show()
 
 
@@ -211,18 +294,30 @@ plt.show()
 
 # %%
 # Draws detections (coloured, labelled) and ground truth (green) with matplotlib.
-from misc_utils.plotting import plot_detections
-
+from ssd_keras.utils.plotting import plot_detections
 
 # %%
-predict_generator = val_dataset.generate(batch_size=1, shuffle=True, transformations=[convert_to_3_channels, resize],
-                                         label_encoder=None,
-                                         returns={"processed_images", "filenames", "inverse_transform", "original_images", "original_labels"},
-                                         keep_images_without_gt=False)
-batch_images, batch_filenames, batch_inverse_transforms, batch_original_images, batch_original_labels = next(predict_generator)
+predict_generator = val_dataset.generate(
+    batch_size=1,
+    shuffle=True,
+    transformations=[convert_to_3_channels, resize],
+    label_encoder=None,
+    returns={"processed_images", "filenames", "inverse_transform", "original_images", "original_labels"},
+    keep_images_without_gt=False,
+)
+batch_images, batch_filenames, batch_inverse_transforms, batch_original_images, batch_original_labels = next(
+    predict_generator
+)
 y_pred = model.predict(batch_images)
-y_pred_decoded = decode_detections(y_pred, confidence_thresh=0.5, iou_threshold=0.4, top_k=200,
-                                   normalize_coords=normalize_coords, img_height=img_height, img_width=img_width)
+y_pred_decoded = decode_detections(
+    y_pred,
+    confidence_thresh=0.5,
+    iou_threshold=0.4,
+    top_k=200,
+    normalize_coords=normalize_coords,
+    img_height=img_height,
+    img_width=img_width,
+)
 y_pred_decoded_inv = apply_inverse_transforms(y_pred_decoded, batch_inverse_transforms)
 print("Image:", batch_filenames[0])
 print("Detections [class, conf, xmin, ymin, xmax, ymax]:")

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -37,19 +37,18 @@ WORK_DIR = (os.environ.get("SSD_KERAS_WORK_DIR") or tempfile.mkdtemp(prefix="ssd
 import shutil
 
 import h5py
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from keras import backend as K
 from keras.optimizers import Adam
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from data_generator.object_detection_2d_geometric_ops import Resize
-from data_generator.object_detection_2d_patch_sampling_ops import RandomMaxCropFixedAR
-from data_generator.object_detection_2d_photometric_ops import ConvertTo3Channels
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from misc_utils.tensor_sampling_utils import sample_tensors
-from models.keras_ssd300 import ssd_300
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.transforms.geometric import Resize
+from ssd_keras.data.transforms.patch_sampling import RandomMaxCropFixedAR
+from ssd_keras.data.transforms.photometric import ConvertTo3Channels
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd300 import ssd_300
+from ssd_keras.models.weight_sampling import sample_tensors
 
 # %matplotlib inline
 
@@ -60,16 +59,26 @@ from models.keras_ssd300 import ssd_300
 weights_source_path = "VGG_coco_SSD_300x300_iter_400000.h5"
 weights_destination_path = "VGG_coco_SSD_300x300_iter_400000_subsampled_8_classes.h5"
 coco_scales = [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]
-aspect_ratios = [[1.0, 2.0, 0.5], [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5, 3.0, 1.0/3.0],
-                 [1.0, 2.0, 0.5, 3.0, 1.0/3.0], [1.0, 2.0, 0.5], [1.0, 2.0, 0.5]]
+aspect_ratios = [
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+    [1.0, 2.0, 0.5],
+    [1.0, 2.0, 0.5],
+]
 
 # %%
 if SMOKE:
-    from models.vgg16_reduced import write_legacy_h5
+    from ssd_keras.models.vgg16_reduced import write_legacy_h5
+
     coco_model = ssd_300(image_size=(300, 300, 3), n_classes=80, mode="training", scales=coco_scales)
     weights_source_path = os.path.join(WORK_DIR, "coco_random.h5")
     weights_destination_path = os.path.join(WORK_DIR, "subsampled_8_classes.h5")
-    write_legacy_h5(weights_source_path, {layer.name: [w.numpy() for w in layer.weights] for layer in coco_model.layers if layer.weights})
+    write_legacy_h5(
+        weights_source_path,
+        {layer.name: [w.numpy() for w in layer.weights] for layer in coco_model.layers if layer.weights},
+    )
     del coco_model
 shutil.copy(weights_source_path, weights_destination_path)
 weights_source_file = h5py.File(weights_source_path, "r")
@@ -79,13 +88,19 @@ weights_destination_file = h5py.File(weights_destination_path, "r+")
 # ## 2. Choose the classes and sub-sample the classifier layers
 
 # %%
-classifier_names = ["conv4_3_norm_mbox_conf", "fc7_mbox_conf", "conv6_2_mbox_conf",
-                    "conv7_2_mbox_conf", "conv8_2_mbox_conf", "conv9_2_mbox_conf"]
+classifier_names = [
+    "conv4_3_norm_mbox_conf",
+    "fc7_mbox_conf",
+    "conv6_2_mbox_conf",
+    "conv7_2_mbox_conf",
+    "conv8_2_mbox_conf",
+    "conv9_2_mbox_conf",
+]
 conv4_3_norm_mbox_conf_kernel = weights_source_file[classifier_names[0]][classifier_names[0]]["kernel:0"]
-print("Shape of the conv4_3_norm_mbox_conf kernel:", conv4_3_norm_mbox_conf_kernel.shape)   # (3, 3, 512, 4 * 81)
+print("Shape of the conv4_3_norm_mbox_conf kernel:", conv4_3_norm_mbox_conf_kernel.shape)  # (3, 3, 512, 4 * 81)
 
 n_classes_source = 81
-classes_of_interest = [0, 3, 8, 1, 2, 10, 4, 6, 12]   # background, then 8 COCO classes in the order we want
+classes_of_interest = [0, 3, 8, 1, 2, 10, 4, 6, 12]  # background, then 8 COCO classes in the order we want
 # classes_of_interest = 9                             # or: background and 8 random classes
 
 for name in classifier_names:
@@ -102,20 +117,28 @@ for name in classifier_names:
         subsampling_indices = int(classes_of_interest * (out_channels / n_classes_source))
     else:
         raise ValueError("`classes_of_interest` must be either an integer or a list/tuple.")
-    new_kernel, new_bias = sample_tensors(weights_list=[kernel, bias],
-                                          sampling_instructions=[height, width, in_channels, subsampling_indices],
-                                          axes=[[3]], init=["gaussian", "zeros"], mean=0.0, stddev=0.005)
+    new_kernel, new_bias = sample_tensors(
+        weights_list=[kernel, bias],
+        sampling_instructions=[height, width, in_channels, subsampling_indices],
+        axes=[[3]],
+        init=["gaussian", "zeros"],
+        mean=0.0,
+        stddev=0.005,
+    )
     del weights_destination_file[name][name]["kernel:0"]
     del weights_destination_file[name][name]["bias:0"]
     weights_destination_file[name][name].create_dataset(name="kernel:0", data=new_kernel)
     weights_destination_file[name][name].create_dataset(name="bias:0", data=new_bias)
 
-print("Shape of the new conv4_3_norm_mbox_conf kernel:", weights_destination_file[classifier_names[0]][classifier_names[0]]["kernel:0"].shape)
+print(
+    "Shape of the new conv4_3_norm_mbox_conf kernel:",
+    weights_destination_file[classifier_names[0]][classifier_names[0]]["kernel:0"].shape,
+)
 weights_source_file.close()
 weights_destination_file.close()
 
 # %% [markdown]
-# (`misc_utils.tensor_sampling_utils.subsample_classifier_weights(source, destination, classes_of_interest)`
+# (`ssd_keras.models.weight_sampling.subsample_classifier_weights(source, destination, classes_of_interest)`
 # does the loop above in one call, and `ssd-keras sample-weights` from the shell.)
 #
 # ## 3. Load the sub-sampled weights into an 8-class SSD300
@@ -123,11 +146,26 @@ weights_destination_file.close()
 # %%
 n_classes = 8
 K.clear_session()
-model = ssd_300(image_size=(300, 300, 3), n_classes=n_classes, mode="inference", l2_regularization=0.0005,
-                scales=coco_scales, aspect_ratios_per_layer=aspect_ratios, two_boxes_for_ar1=True,
-                steps=[8, 16, 32, 64, 100, 300], offsets=[0.5] * 6, clip_boxes=False, variances=[0.1, 0.1, 0.2, 0.2],
-                normalize_coords=True, subtract_mean=[123, 117, 104], swap_channels=[2, 1, 0],
-                confidence_thresh=0.5, iou_threshold=0.45, top_k=200, nms_max_output_size=400)
+model = ssd_300(
+    image_size=(300, 300, 3),
+    n_classes=n_classes,
+    mode="inference",
+    l2_regularization=0.0005,
+    scales=coco_scales,
+    aspect_ratios_per_layer=aspect_ratios,
+    two_boxes_for_ar1=True,
+    steps=[8, 16, 32, 64, 100, 300],
+    offsets=[0.5] * 6,
+    clip_boxes=False,
+    variances=[0.1, 0.1, 0.2, 0.2],
+    normalize_coords=True,
+    subtract_mean=[123, 117, 104],
+    swap_channels=[2, 1, 0],
+    confidence_thresh=0.5,
+    iou_threshold=0.45,
+    top_k=200,
+    nms_max_output_size=400,
+)
 model.load_weights(weights_destination_path, by_name=True)
 model.compile(optimizer=Adam(learning_rate=0.001), loss=SSDLoss(neg_pos_ratio=3, alpha=1.0).compute_loss)
 print("conv4_3_norm_mbox_conf kernel in the model:", model.get_layer("conv4_3_norm_mbox_conf").get_weights()[0].shape)
@@ -139,7 +177,8 @@ print("conv4_3_norm_mbox_conf kernel in the model:", model.get_layer("conv4_3_no
 images_dir = "../datasets/udacity_driving_datasets/"
 labels_filename = "../datasets/udacity_driving_datasets/labels_val.csv"
 if SMOKE or not os.path.isfile(labels_filename):
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
     shapes = make_shapes_dataset(os.path.join(WORK_DIR, "shapes"), n_trainval=4, n_test=0, seed=0, verbose=False)
     images_dir = shapes["images_dir"]
     labels_filename = os.path.join(WORK_DIR, "labels.csv")
@@ -148,15 +187,27 @@ if SMOKE or not os.path.isfile(labels_filename):
         for name in sorted(os.listdir(images_dir)):
             f.write(f"{name},10,60,10,60,1\n")
 dataset = DataGenerator()
-dataset.parse_csv(images_dir=images_dir, labels_filename=labels_filename,
-                  input_format=["image_name", "xmin", "xmax", "ymin", "ymax", "class_id"], include_classes="all",
-                  random_sample=False)
-generator = dataset.generate(batch_size=1, shuffle=True,
-                             transformations=[ConvertTo3Channels(), RandomMaxCropFixedAR(patch_aspect_ratio=1.0), Resize(300, 300)],
-                             label_encoder=None, returns={"processed_images", "processed_labels", "filenames"},
-                             keep_images_without_gt=False)
+dataset.parse_csv(
+    images_dir=images_dir,
+    labels_filename=labels_filename,
+    input_format=["image_name", "xmin", "xmax", "ymin", "ymax", "class_id"],
+    include_classes="all",
+    random_sample=False,
+)
+generator = dataset.generate(
+    batch_size=1,
+    shuffle=True,
+    transformations=[ConvertTo3Channels(), RandomMaxCropFixedAR(patch_aspect_ratio=1.0), Resize(300, 300)],
+    label_encoder=None,
+    returns={"processed_images", "processed_labels", "filenames"},
+    keep_images_without_gt=False,
+)
 batch_images, batch_labels, batch_filenames = next(generator)
 y_pred = model.predict(batch_images)
 y_pred_thresh = [y_pred[k][y_pred[k, :, 1] > 0.5] for k in range(y_pred.shape[0])]
-print("Image:", batch_filenames[0]); print(np.round(y_pred_thresh[0], 2))
-plt.figure(figsize=(6, 6)); plt.imshow(batch_images[0]); plt.axis("off"); plt.show()
+print("Image:", batch_filenames[0])
+print(np.round(y_pred_thresh[0], 2))
+plt.figure(figsize=(6, 6))
+plt.imshow(batch_images[0])
+plt.axis("off")
+plt.show()

@@ -15,17 +15,17 @@ import os
 import sys
 import time
 
-from misc_utils.backend_utils import leave_tensorflow_unimported
+from ssd_keras.utils.backend import leave_tensorflow_unimported
 
 leave_tensorflow_unimported()  # as ssd-keras does: under JAX and PyTorch Keras would import TensorFlow to save
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from misc_utils.backend_utils import BACKENDS  # noqa: E402
-from models.keras_ssd7 import build_model  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
+from ssd_keras.models.ssd7 import build_model  # noqa: E402
+from ssd_keras.utils.backend import BACKENDS  # noqa: E402
 
 folder, everyone = sys.argv[1], sys.argv[2].split(",")
 backend = keras.backend.backend()
@@ -42,8 +42,16 @@ def targets(model):
 def save():
     keras.utils.set_random_seed(0)
     # The inference mode holds every custom layer (test_models round-trips each mode on each backend).
-    model = build_model((64, 64, 3), 3, mode="inference", scales=[0.2, 0.4, 0.6, 0.8, 0.95], subtract_mean=127.5,
-                        divide_by_stddev=127.5, confidence_thresh=0.2, top_k=10)
+    model = build_model(
+        (64, 64, 3),
+        3,
+        mode="inference",
+        scales=[0.2, 0.4, 0.6, 0.8, 0.95],
+        subtract_mean=127.5,
+        divide_by_stddev=127.5,
+        confidence_thresh=0.2,
+        top_k=10,
+    )
     model.save(os.path.join(folder, f"{backend}_inference.keras"))
     np.save(os.path.join(folder, f"{backend}_inference.npy"), model.predict(images, verbose=0))
     if backend == "torch":
@@ -78,7 +86,7 @@ if backend != "torch":  # goes on training here, with its optimizer state
     loss = float(checkpoint.train_on_batch(images, targets(checkpoint)))
     assert np.isfinite(loss) and int(checkpoint.optimizer.iterations) == 2, loss
 for path in sorted(glob.glob(os.path.join(folder, "*_inference.keras"))):
-    name = os.path.basename(path)[:-len(".keras")]
+    name = os.path.basename(path)[: -len(".keras")]
     assert name.split("_")[0] in BACKENDS
     out = keras.saving.load_model(path).predict(images, verbose=0)
     expected = np.load(os.path.join(folder, name + ".npy"))

@@ -12,7 +12,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from _distributed_step import step  # noqa: E402
 
 
@@ -29,4 +28,13 @@ parallel = keras.distribution.DataParallel(devices=jax.devices())
 assert parallel.get_data_layout((4, 64, 64, 3)).axes[0] == "batch"  # the batch is split between the devices
 parallel_loss, parallel_weights = step(parallel)
 difference = max(float(np.max(np.abs(a - b))) for a, b in zip(single_weights, parallel_weights))
-print(json.dumps(dict(single_loss=single_loss, parallel_loss=parallel_loss, weight_difference=difference, devices=len(jax.devices()))))
+print(
+    json.dumps(
+        dict(
+            single_loss=single_loss,
+            parallel_loss=parallel_loss,
+            weight_difference=difference,
+            devices=len(jax.devices()),
+        )
+    )
+)

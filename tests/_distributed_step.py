@@ -5,17 +5,21 @@ a ``scope()``); used by `_mirrored_check.py`, `_multiworker_check.py` (tf.distri
 import keras
 import numpy as np
 
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from ssd_keras_cli.configs import build, make_encoder, model_kwargs
-from ssd_keras_cli.training import fix_multiworker
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.presets import build, builder_kwargs, make_encoder
+from ssd_keras.training.distribution import fix_multiworker
 
 GLOBAL_BATCH = 4
-KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
+KWARGS = dict(builder_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
 X = np.random.default_rng(0).integers(0, 256, (GLOBAL_BATCH, 64, 64, 3)).astype("float32")
 # Positives only in the first two images, which go to the first replica (or worker), the
 # last two have none: per-replica normalisation would give a different loss.
-LABELS = [np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float), np.array([[3, 10, 12, 50, 50]], float),
-          np.zeros((0, 5)), np.zeros((0, 5))]
+LABELS = [
+    np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float),
+    np.array([[3, 10, 12, 50, 50]], float),
+    np.zeros((0, 5)),
+    np.zeros((0, 5)),
+]
 
 
 def step(strategy):

@@ -16,7 +16,6 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
-
 from _distributed_step import step  # noqa: E402
 
 single_loss, single_weights = step(tf.distribute.get_strategy())

@@ -14,8 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 if sys.argv[1] == "worker":
     index, ports = int(sys.argv[2]), sys.argv[3:5]
-    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                                          "task": {"type": "worker", "index": index}})
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+    )
 
 import tensorflow as tf  # noqa: E402
 
@@ -23,9 +24,16 @@ import tensorflow as tf  # noqa: E402
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if sys.argv[1] == "worker" else tf.distribute.get_strategy()
 
 import numpy as np  # noqa: E402
-
 from _distributed_step import step  # noqa: E402
 
 loss, weights = step(strategy)
-print(json.dumps(dict(loss=loss, replicas=strategy.num_replicas_in_sync, weights=[float(w.sum()) for w in weights],
-                      weight_abs=[float(np.abs(w).sum()) for w in weights])))
+print(
+    json.dumps(
+        dict(
+            loss=loss,
+            replicas=strategy.num_replicas_in_sync,
+            weights=[float(w.sum()) for w in weights],
+            weight_abs=[float(np.abs(w).sum()) for w in weights],
+        )
+    )
+)

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from ssd_keras_cli.cli import main
+from ssd_keras.cli import main
 
 work = sys.argv[1]
 os.makedirs(work, exist_ok=True)
@@ -25,8 +25,12 @@ model = keras.Model(inputs, keras.layers.Dense(6)(inputs))
 model.compile(optimizer="sgd", loss="mse")
 model.save(os.path.join(work, "dense.keras"))
 loaded = keras.saving.load_model(os.path.join(work, "dense.keras"))
-found = {"status": status, "backend": keras.backend.backend(), "outputs": list(loaded.output.shape[1:]),
-         "imported_by_keras": "tensorflow" in sys.modules}
+found = {
+    "status": status,
+    "backend": keras.backend.backend(),
+    "outputs": list(loaded.output.shape[1:]),
+    "imported_by_keras": "tensorflow" in sys.modules,
+}
 from keras.src.utils import module_utils  # noqa: E402
 
 found["available_before"] = module_utils.tensorflow.available

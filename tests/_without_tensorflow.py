@@ -20,17 +20,17 @@ import numpy as np  # noqa: E402
 
 assert keras.backend.backend() in ("jax", "torch"), keras.backend.backend()
 
-from data_generator.object_detection_2d_geometric_ops import Resize  # noqa: E402
-from data_generator.synthetic_shapes import make_shapes_dataset  # noqa: E402
-from eval_utils.average_precision_evaluator import Evaluator  # noqa: E402
-from eval_utils.coco_utils import predict_all_to_json  # noqa: E402
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from misc_utils.backend_utils import BackendError  # noqa: E402
-from models.keras_ssd7 import build_model  # noqa: E402
-from models.keras_ssd300 import ssd_300  # noqa: E402
-from ssd_keras_cli.data import load_dataset  # noqa: E402
-from ssd_keras_cli.inference import add_decoding  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.data.loading import load_dataset  # noqa: E402
+from ssd_keras.data.synthetic_shapes import make_shapes_dataset  # noqa: E402
+from ssd_keras.data.transforms.geometric import Resize  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.errors import BackendError  # noqa: E402
+from ssd_keras.evaluation.coco import predict_all_to_json  # noqa: E402
+from ssd_keras.evaluation.voc import Evaluator  # noqa: E402
+from ssd_keras.inference.loading import add_decoding  # noqa: E402
+from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
+from ssd_keras.models.ssd7 import build_model  # noqa: E402
+from ssd_keras.models.ssd300 import ssd_300  # noqa: E402
 
 keras.utils.set_random_seed(0)  # Keras seeds TensorFlow too only where it can import it
 # (test_models builds SSD300 and SSD512 in every mode under each backend.)
@@ -38,7 +38,9 @@ ssd_300((300, 300, 3), 20, mode="inference", scales=[0.1, 0.2, 0.37, 0.54, 0.71,
 
 info = make_shapes_dataset(os.path.join(work, "shapes"), n_trainval=8, n_test=4, seed=0, verbose=False)
 classes = info["classes"]
-train = load_dataset("voc", [info["images_dir"]], [info["trainval"]], [info["annotations_dir"]], classes=classes, verbose=False)
+train = load_dataset(
+    "voc", [info["images_dir"]], [info["trainval"]], [info["annotations_dir"]], classes=classes, verbose=False
+)
 scales = [0.2, 0.4, 0.6, 0.8, 0.95]
 model, sizes = build_model((64, 64, 3), 3, scales=scales, variances=[0.1, 0.1, 0.2, 0.2], return_predictor_sizes=True)
 encoder = SSDInputEncoder(64, 64, 3, sizes, scales=scales, variances=[0.1, 0.1, 0.2, 0.2])
@@ -48,12 +50,23 @@ history = model.fit(data, epochs=1, verbose=0)
 assert np.isfinite(history.history["loss"][0])
 
 detector = add_decoding(model, confidence_thresh=0.01)
-test = load_dataset("voc", [info["images_dir"]], [info["test"]], [info["annotations_dir"]], classes=classes, verbose=False)
+test = load_dataset(
+    "voc", [info["images_dir"]], [info["test"]], [info["annotations_dir"]], classes=classes, verbose=False
+)
 mean_ap = Evaluator(detector, 3, test)(64, 64, batch_size=2, verbose=False)
 assert 0.0 <= mean_ap <= 1.0
 test.image_ids = list(range(1, test.dataset_size + 1))
-results = predict_all_to_json(os.path.join(work, "coco.json"), detector, 64, 64, {1: 1, 2: 2, 3: 3}, test, batch_size=2,
-                              model_mode="inference", verbose=False)
+results = predict_all_to_json(
+    os.path.join(work, "coco.json"),
+    detector,
+    64,
+    64,
+    {1: 1, 2: 2, 3: 3},
+    test,
+    batch_size=2,
+    model_mode="inference",
+    verbose=False,
+)
 assert results and all(set(r) == {"image_id", "category_id", "score", "bbox"} for r in results)
 
 path = os.path.join(work, "detector.keras")
@@ -61,8 +74,8 @@ detector.save(path)
 x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
 np.testing.assert_array_equal(keras.saving.load_model(path).predict(x, verbose=0), detector.predict(x, verbose=0))
 
-from ssd_keras_cli.export import export_saved_model  # noqa: E402
-from ssd_keras_cli.training import make_strategy  # noqa: E402
+from ssd_keras.export.saved_model import export_saved_model  # noqa: E402
+from ssd_keras.training.distribution import make_strategy  # noqa: E402
 
 for feature in (lambda: export_saved_model(detector, os.path.join(work, "saved")), lambda: make_strategy("mirrored")):
     try:

@@ -20,11 +20,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from misc_utils.backend_utils import hide_tensorflow_start_up_lines  # noqa: E402
+from ssd_keras.utils.backend import hide_tensorflow_start_up_lines  # noqa: E402
 
 hide_tensorflow_start_up_lines()  # as `ssd-keras` does; before anything imports Keras
 
-from models import presets  # noqa: E402
+from ssd_keras.models import presets  # noqa: E402
 
 # A feature of TensorFlow's own (tf.distribute, SavedModel, TFLite): skipped under the other backends.
 tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow feature")
@@ -46,22 +46,50 @@ def _keras2_model_config(model):
     bytecode = "4wEAAAAAAAAAAQAAAAEAAABTAAAAcwQAAAB8AFMAKQFOqQA="
     layers = []
     for layer in model.layers:
-        inbound = [] if not layer._inbound_nodes else [[
-            [tensor._keras_history.operation.name, 0, 0, {}] for tensor in layer._inbound_nodes[0].input_tensors]]
+        inbound = (
+            []
+            if not layer._inbound_nodes
+            else [
+                [[tensor._keras_history.operation.name, 0, 0, {}] for tensor in layer._inbound_nodes[0].input_tensors]
+            ]
+        )
         if type(layer).__name__ == "InputLayer":
-            config = {"batch_input_shape": [None, *layer.output.shape[1:]], "dtype": "float32", "sparse": False, "name": layer.name}
+            config = {
+                "batch_input_shape": [None, *layer.output.shape[1:]],
+                "dtype": "float32",
+                "sparse": False,
+                "name": layer.name,
+            }
             entry = {"name": layer.name, "class_name": "InputLayer", "config": config, "inbound_nodes": []}
         elif layer.name in KERAS2_LAMBDAS:
-            config = {"name": layer.name, "trainable": True, "function": [bytecode, None, None], "function_type": "lambda",
-                      "output_shape": list(layer.output.shape[1:]), "output_shape_type": "raw", "arguments": {}}
+            config = {
+                "name": layer.name,
+                "trainable": True,
+                "function": [bytecode, None, None],
+                "function_type": "lambda",
+                "output_shape": list(layer.output.shape[1:]),
+                "output_shape_type": "raw",
+                "arguments": {},
+            }
             entry = {"name": layer.name, "class_name": "Lambda", "config": config, "inbound_nodes": inbound}
         else:
-            entry = {"name": layer.name, "class_name": type(layer).__name__, "config": {"name": layer.name, "trainable": True},
-                     "inbound_nodes": inbound}
+            entry = {
+                "name": layer.name,
+                "class_name": type(layer).__name__,
+                "config": {"name": layer.name, "trainable": True},
+                "inbound_nodes": inbound,
+            }
         layers.append(entry)
     outputs = [[tensor._keras_history.operation.name, 0, 0] for tensor in model.outputs]
-    return {"class_name": "Model", "config": {"name": model.name, "layers": layers, "input_layers": [[model.layers[0].name, 0, 0]],
-                                              "output_layers": outputs}}
+    return {
+        "class_name": "Model",
+        "config": {
+            "name": model.name,
+            "layers": layers,
+            "input_layers": [[model.layers[0].name, 0, 0]],
+            "output_layers": outputs,
+        },
+    }
 
 
 def write_keras2_weights(path, model, skip=(), extra=None, whole_model=False):
@@ -99,16 +127,36 @@ def write_keras2_weights(path, model, skip=(), extra=None, whole_model=False):
                 group.create_dataset(f"{name}/w{i}:0", data=value)
 
 
+FAULT_INJECTION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_injection")
+
+
+def fault_env(fault):
+    """Environment variables that plant `fault` (``"kill-at-step:6"``...) in a new Python
+    process, the installed ``ssd-keras`` included (see ``fault_injection/sitecustomize.py``)."""
+    return {
+        "SSD_KERAS_FAULT": fault,
+        "PYTHONPATH": os.pathsep.join([FAULT_INJECTION, os.environ.get("PYTHONPATH", "")]),
+    }
+
+
 def run_under(backend, argv, env=None, timeout=600, check=True):
     """Runs ``python argv...`` in a fresh process with Keras on `backend`; returns the
     `subprocess.CompletedProcess` (stdout, stderr as text). The one way the tests run a
     check under a backend other than this process's, which is fixed at import."""
-    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-                       PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]))
+    environment = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join(
+            [ROOT, os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     environment.update(env or {})
     result = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=environment)
     if check:
-        assert result.returncode == 0, f"{backend}: {' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-4000:]}"
+        assert result.returncode == 0, (
+            f"{backend}: {' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -159,7 +207,7 @@ def rng():
 
 def _preset_model(name):
     def build():
-        from ssd_keras_cli.configs import builder
+        from ssd_keras.models.presets import builder
 
         return builder(presets.get(name).architecture)(**presets.model_kwargs(name))
 

@@ -6,7 +6,8 @@ them on seeded inputs.
 """
 
 import numpy as np
-from ssd_encoder_decoder.layout import ANCHORS, OFFSETS, VARIANCES
+
+from ssd_keras.boxes.layout import ANCHORS, OFFSETS, VARIANCES
 
 
 def box_iou(a, b, d=0.0):
@@ -63,8 +64,21 @@ def bipartite_greedy(weights):
     return np.array(matches)
 
 
-def encode_image(labels, anchors, n_classes, coords, normalize, img_h, img_w, variances,
-                 matching_type, pos_thr, neg_limit, border_pixels, background_id=0):
+def encode_image(
+    labels,
+    anchors,
+    n_classes,
+    coords,
+    normalize,
+    img_h,
+    img_w,
+    variances,
+    matching_type,
+    pos_thr,
+    neg_limit,
+    border_pixels,
+    background_id=0,
+):
     """Targets for one image, anchor by anchor. `anchors`: (n, 4) in `coords`."""
     d = {"half": 0.0, "include": 1.0, "exclude": -1.0}[border_pixels]
     n = len(anchors)

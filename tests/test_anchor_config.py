@@ -1,16 +1,16 @@
 """One anchor configuration: the encoder reads it from the model (`SSDInputEncoder.from_model`),
 the builders and the encoder resolve it with one function (`anchor_utils.AnchorConfig`),
-and the notebook presets live in one module (`models.presets`)."""
+and the notebook presets live in one module (`ssd_keras.models.presets`)."""
 
 import numpy as np
 import pytest
-
 from conftest import DEFAULT_MODELS
-from models import presets
-from ssd_encoder_decoder.anchor_utils import AnchorConfig
-from ssd_encoder_decoder.layout import ANCHORS, VARIANCES
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
-from ssd_keras_cli.configs import builder, make_encoder
+
+from ssd_keras.boxes.anchors import AnchorConfig
+from ssd_keras.boxes.layout import ANCHORS, VARIANCES
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.models import presets
+from ssd_keras.models.presets import builder, make_encoder
 
 
 def _model_anchors(model):
@@ -36,9 +36,17 @@ def test_the_encoder_of_a_model_has_its_anchors(name, coords):
 
 def test_the_encoder_reads_every_anchor_setting_of_the_model():
     # Non-default everything, on SSD7 (fast to build).
-    settings = dict(scales=[0.15, 0.3, 0.5, 0.7, 0.9], aspect_ratios_per_layer=[[1.0, 2.0], [0.5, 1.0], [1.0], [3.0, 1.0]],
-                    two_boxes_for_ar1=False, steps=[8, (16, 12), 32, 64], offsets=[0.5, 0.25, (0.0, 0.5), 0.5], clip_boxes=True,
-                    variances=[0.1, 0.1, 0.2, 0.2], coords="corners", normalize_coords=False)
+    settings = dict(
+        scales=[0.15, 0.3, 0.5, 0.7, 0.9],
+        aspect_ratios_per_layer=[[1.0, 2.0], [0.5, 1.0], [1.0], [3.0, 1.0]],
+        two_boxes_for_ar1=False,
+        steps=[8, (16, 12), 32, 64],
+        offsets=[0.5, 0.25, (0.0, 0.5), 0.5],
+        clip_boxes=True,
+        variances=[0.1, 0.1, 0.2, 0.2],
+        coords="corners",
+        normalize_coords=False,
+    )
     model = builder("ssd7")((96, 128, 3), 3, **settings)
     encoder = SSDInputEncoder.from_model(model)
     direct = SSDInputEncoder(96, 128, 3, encoder.predictor_sizes, **settings)
@@ -65,7 +73,11 @@ def test_presets_are_the_notebooks_configurations():
     # The values the original notebooks pass (spec), written out once more here on purpose.
     voc = presets.model_kwargs("ssd300_voc")
     assert voc["scales"] == [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05] and voc["steps"] == [8, 16, 32, 64, 100, 300]
-    assert voc["aspect_ratios_per_layer"][1] == [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0] and voc["subtract_mean"] == [123, 117, 104]
+    assert voc["aspect_ratios_per_layer"][1] == [1.0, 2.0, 0.5, 3.0, 1.0 / 3.0] and voc["subtract_mean"] == [
+        123,
+        117,
+        104,
+    ]
     assert presets.model_kwargs("ssd300_coco")["scales"] == [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]
     assert presets.model_kwargs("ssd512_voc")["steps"] == [8, 16, 32, 64, 128, 256, 512]
     assert presets.model_kwargs("ssd512_coco", n_classes=80)["scales"][-1] == 1.06

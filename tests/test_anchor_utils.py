@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import SSD300_AR, SSD300_PREDICTOR_SIZES
-from ssd_encoder_decoder.anchor_utils import (
+
+from ssd_keras.boxes.anchors import (
     anchor_box_sizes,
     generate_anchor_boxes,
     n_boxes_per_cell,
@@ -34,7 +34,9 @@ def test_two_by_two_feature_map_by_hand():
     np.testing.assert_allclose(boxes[1, 1, 0], [140, 65, 160, 85])
     minmax = generate_anchor_boxes(100, 200, (2, 2), [1.0], 0.2, 0.2, two_boxes_for_ar1=False, coords="minmax")
     np.testing.assert_allclose(minmax[1, 1, 0], [140, 160, 65, 85])
-    normalized = generate_anchor_boxes(100, 200, (2, 2), [1.0], 0.2, 0.2, two_boxes_for_ar1=False, normalize_coords=True)
+    normalized = generate_anchor_boxes(
+        100, 200, (2, 2), [1.0], 0.2, 0.2, two_boxes_for_ar1=False, normalize_coords=True
+    )
     np.testing.assert_allclose(normalized[1, 0, 0], [50 / 200, 75 / 100, 20 / 200, 20 / 100])
 
 
@@ -64,13 +66,25 @@ def test_caffe_order_within_a_cell():
 
 def _total(img_h, img_w, sizes, ars, scales, steps=None):
     return sum(
-        generate_anchor_boxes(img_h, img_w, size, ar, scales[i], scales[i + 1], True, None if steps is None else steps[i])[..., 0].size
+        generate_anchor_boxes(
+            img_h, img_w, size, ar, scales[i], scales[i + 1], True, None if steps is None else steps[i]
+        )[..., 0].size
         for i, (size, ar) in enumerate(zip(sizes, ars))
     )
 
 
 def test_default_totals():
-    assert _total(300, 300, SSD300_PREDICTOR_SIZES, SSD300_AR, [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05], [8, 16, 32, 64, 100, 300]) == 8732
+    assert (
+        _total(
+            300,
+            300,
+            SSD300_PREDICTOR_SIZES,
+            SSD300_AR,
+            [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+            [8, 16, 32, 64, 100, 300],
+        )
+        == 8732
+    )
     ssd512_ar = [[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 4 + [[1.0, 2.0, 0.5]] * 2
     ssd512_sizes = [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
     assert _total(512, 512, ssd512_sizes, ssd512_ar, [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]) == 24564
@@ -81,11 +95,20 @@ def test_default_totals():
 def test_ssd300_first_and_last_anchors_from_the_spec():
     first = generate_anchor_boxes(300, 300, (38, 38), SSD300_AR[0], 0.1, 0.2, True, 8, 0.5, normalize_coords=True)
     np.testing.assert_allclose(first[0, 0, :, 0], 4 / 300)
-    np.testing.assert_allclose(first[0, 0, :, 2:], [[0.1, 0.1], [0.141421, 0.141421], [0.141421, 0.070711], [0.070711, 0.141421]], atol=1e-6)
+    np.testing.assert_allclose(
+        first[0, 0, :, 2:], [[0.1, 0.1], [0.141421, 0.141421], [0.141421, 0.070711], [0.070711, 0.141421]], atol=1e-6
+    )
     np.testing.assert_allclose(first[0, 1, 0, 0], 12 / 300)
     last = generate_anchor_boxes(300, 300, (1, 1), SSD300_AR[5], 0.88, 1.05, True, 300, 0.5, normalize_coords=True)
     np.testing.assert_allclose(
-        last[0, 0], [[0.5, 0.5, 0.88, 0.88], [0.5, 0.5, 0.961249, 0.961249], [0.5, 0.5, 1.244508, 0.622254], [0.5, 0.5, 0.622254, 1.244508]], atol=1e-6
+        last[0, 0],
+        [
+            [0.5, 0.5, 0.88, 0.88],
+            [0.5, 0.5, 0.961249, 0.961249],
+            [0.5, 0.5, 1.244508, 0.622254],
+            [0.5, 0.5, 0.622254, 1.244508],
+        ],
+        atol=1e-6,
     )
 
 

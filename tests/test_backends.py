@@ -14,15 +14,15 @@ import warnings
 import keras
 import numpy as np
 import pytest
-
 from conftest import BACKEND, ROOT, run_under
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from ssd_keras_cli.configs import build, make_encoder, model_kwargs
+
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.presets import build, builder_kwargs, make_encoder
 
 pytestmark = pytest.mark.backends
 once = pytest.mark.skipif(BACKEND != "tensorflow", reason="drives every backend itself: runs in the TensorFlow session")
 HERE = os.path.dirname(os.path.abspath(__file__))
-KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
+KWARGS = dict(builder_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
 LABELS = [np.array([[1, 5, 5, 40, 30], [2, 30, 20, 60, 62]], float), np.array([[3, 10, 12, 50, 50]], float)]
 OTHER_BACKENDS = ("jax", "torch")
 
@@ -45,9 +45,9 @@ def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
         assert model.output.dtype == "float32"  # predictions, and so the loss, in float32
         low, high = model.predict(x, verbose=0), reference.predict(x, verbose=0)
         tolerance = 0.02 if policy == "mixed_float16" else 0.1  # bfloat16 keeps 8 bits of mantissa
-        np.testing.assert_allclose(low[..., :4], high[..., :4], atol=tolerance)          # class probabilities
-        np.testing.assert_allclose(low[..., 4:8], high[..., 4:8], atol=5 * tolerance)    # offsets
-        np.testing.assert_allclose(low[..., 8:], high[..., 8:], atol=1e-6)              # anchors, variances: exact
+        np.testing.assert_allclose(low[..., :4], high[..., :4], atol=tolerance)  # class probabilities
+        np.testing.assert_allclose(low[..., 4:8], high[..., 4:8], atol=5 * tolerance)  # offsets
+        np.testing.assert_allclose(low[..., 8:], high[..., 8:], atol=1e-6)  # anchors, variances: exact
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SSDLoss().compute_loss)
         loss = model.train_on_batch(x, y)
         assert np.isfinite(loss)
@@ -56,7 +56,7 @@ def test_mixed_precision_ssd7_trains_and_stays_close_to_float32(policy):
 
 
 def test_l2_normalization_under_mixed_precision():
-    from keras_layers.keras_layer_L2Normalization import L2Normalization
+    from ssd_keras.layers.l2_normalization import L2Normalization
 
     x = np.random.default_rng(1).normal(size=(2, 5, 5, 8)).astype("float32") * 30
     expected = keras.ops.convert_to_numpy(L2Normalization(gamma_init=20)(x))
@@ -70,9 +70,12 @@ def test_l2_normalization_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="JAX always compiles the step (jit_compile=False runs it op by op, 30 s "
-                                                    "here); torch.compile of it takes about 80 s on 2 CPU cores (measured: the "
-                                                    "same losses)")
+@pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="JAX always compiles the step (jit_compile=False runs it op by op, 30 s "
+    "here); torch.compile of it takes about 80 s on 2 CPU cores (measured: the "
+    "same losses)",
+)
 @pytest.mark.slow
 def test_jit_compiled_training_step_matches_the_plain_one():
     x = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3)).astype("float32")
@@ -89,15 +92,18 @@ def test_jit_compiled_training_step_matches_the_plain_one():
 @pytest.mark.slow
 def test_decoding_layers_under_jit_compile_equal_the_numpy_decoders():
     # XLA on TensorFlow and JAX, torch.compile on PyTorch: the same detections as the NumPy rule.
-    from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-    from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-    from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast
     from test_decode_layers import _assert_parity, _raw_predictions
+
+    from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast
+    from ssd_keras.layers.decode_detections import DecodeDetections
+    from ssd_keras.layers.decode_detections_fast import DecodeDetectionsFast
 
     y = _raw_predictions(11)
     args = dict(confidence_thresh=0.3, iou_threshold=0.45, img_height=120, img_width=160)
     inputs = keras.Input(y.shape[1:])
-    model = keras.Model(inputs, [DecodeDetections(top_k=30, **args)(inputs), DecodeDetectionsFast(top_k=30, **args)(inputs)])
+    model = keras.Model(
+        inputs, [DecodeDetections(top_k=30, **args)(inputs), DecodeDetectionsFast(top_k=30, **args)(inputs)]
+    )
     model.compile(jit_compile=True)
     per_class, fast = model.predict(y, verbose=0)
     _assert_parity(per_class, decode_detections(y, top_k=30, **args), 30)
@@ -130,7 +136,9 @@ def _host_conversions(monkeypatch):
     return sites
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph")
+@pytest.mark.skipif(
+    BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph"
+)
 def test_torch_steps_make_no_tensor_from_host_data_after_the_first(monkeypatch):
     import torch
 
@@ -140,8 +148,11 @@ def test_torch_steps_make_no_tensor_from_host_data_after_the_first(monkeypatch):
     y = torch.as_tensor(make_encoder("ssd7", model, neg_iou_limit=0.5)(LABELS))
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=SSDLoss().compute_loss)
     detector, _ = build("ssd7", KWARGS, "inference", confidence_thresh=0.01, top_k=20)
-    steps = {"forward": lambda: model.predict_on_batch(x), "training step": lambda: model.train_on_batch(x, y),
-             "forward and decoding": lambda: detector.predict_on_batch(x)}
+    steps = {
+        "forward": lambda: model.predict_on_batch(x),
+        "training step": lambda: model.train_on_batch(x, y),
+        "forward and decoding": lambda: detector.predict_on_batch(x),
+    }
     for name, step in steps.items():
         step()  # the first call makes the layers' constants
         sites = _host_conversions(monkeypatch)
@@ -152,13 +163,15 @@ def test_torch_steps_make_no_tensor_from_host_data_after_the_first(monkeypatch):
         assert len(sites) <= (5 if name == "training step" else 0), f"{name}: {sites}"
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph")
+@pytest.mark.skipif(
+    BACKEND != "torch", reason="PyTorch runs op by op; the other backends trace constants into the graph"
+)
 def test_torch_ssd300_preprocessing_layers_make_no_tensor_from_host_data_after_the_first(monkeypatch):
     # SSD300's and SSD512's own layers, which SSD7 (above) does not have.
     import torch
 
-    from keras_layers.keras_layer_InputPreprocessing import InputChannelSwap
-    from keras_layers.keras_layer_L2Normalization import L2Normalization
+    from ssd_keras.layers.l2_normalization import L2Normalization
+    from ssd_keras.layers.preprocessing import InputChannelSwap
 
     x = torch.as_tensor(np.random.default_rng(6).random((2, 5, 5, 3)).astype("float32"))
     for layer in (InputChannelSwap([2, 1, 0]), L2Normalization()):
@@ -209,7 +222,8 @@ def test_jax_predictions_copy_nothing_to_the_device_and_compile_once():
 
     compiled = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kwargs: compiled.append(event) if event.startswith("/jax/core/compile") else None)
+        lambda event, seconds, **kwargs: compiled.append(event) if event.startswith("/jax/core/compile") else None
+    )
     x = jax.device_put(np.random.default_rng(5).integers(0, 256, (2, 64, 64, 3)).astype("float32"))
     model, _ = build("ssd7", KWARGS)
     detector, _ = build("ssd7", KWARGS, "inference", confidence_thresh=0.01, top_k=20)
@@ -225,19 +239,25 @@ def test_jax_predictions_copy_nothing_to_the_device_and_compile_once():
 
 
 def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
-    from misc_utils.backend_utils import BackendError
-    from ssd_keras_cli.export import convert_tflite, export_saved_model
-    from ssd_keras_cli.training import make_strategy
+    from ssd_keras.errors import BackendError
+    from ssd_keras.export.saved_model import convert_tflite, export_saved_model
+    from ssd_keras.training.distribution import make_strategy
 
     if BACKEND == "tensorflow":
-        with pytest.raises(BackendError, match="data-parallel .* needs the 'jax' Keras backend, but Keras runs on 'tensorflow'"):
+        with pytest.raises(
+            BackendError, match="data-parallel .* needs the 'jax' Keras backend, but Keras runs on 'tensorflow'"
+        ):
             make_strategy("data-parallel")
         return
-    for call, feature in ((lambda: make_strategy("mirrored"), "--strategy mirrored"),
-                          (lambda: make_strategy("multiworker"), "--strategy multiworker"),
-                          (lambda: export_saved_model(None, str(tmp_path / "saved")), "SavedModel export"),
-                          (lambda: convert_tflite(str(tmp_path), str(tmp_path / "x.tflite")), "TFLite conversion")):
-        with pytest.raises(BackendError, match=f"{feature}.* needs the 'tensorflow' Keras backend, but Keras runs on '{BACKEND}'"):
+    for call, feature in (
+        (lambda: make_strategy("mirrored"), "--strategy mirrored"),
+        (lambda: make_strategy("multiworker"), "--strategy multiworker"),
+        (lambda: export_saved_model(None, str(tmp_path / "saved")), "SavedModel export"),
+        (lambda: convert_tflite(str(tmp_path), str(tmp_path / "x.tflite")), "TFLite conversion"),
+    ):
+        with pytest.raises(
+            BackendError, match=f"{feature}.* needs the 'tensorflow' Keras backend, but Keras runs on '{BACKEND}'"
+        ):
             call()
     if BACKEND == "torch":
         with pytest.raises(BackendError, match="needs the 'jax' Keras backend"):
@@ -245,14 +265,18 @@ def test_features_of_other_backends_name_the_backend_and_the_feature(tmp_path):
 
 
 def test_the_jax_compilation_cache_goes_to_the_users_cache_folder_unless_chosen(tmp_path, monkeypatch):
-    from misc_utils.backend_utils import use_jax_compilation_cache
+    from ssd_keras.utils.backend import use_jax_compilation_cache
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for environ, folder in (({}, tmp_path / "home" / ".cache" / "ssd_keras" / "jax"),
-                            ({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "ssd_keras" / "jax")):
+    for environ, folder in (
+        ({}, tmp_path / "home" / ".cache" / "ssd_keras" / "jax"),
+        ({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "ssd_keras" / "jax"),
+    ):
         use_jax_compilation_cache(environ)
         assert environ["JAX_COMPILATION_CACHE_DIR"] == str(folder) and not folder.exists()  # made by JAX, if it runs
-        assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0" and environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2 ** 31)
+        assert environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0" and environ[
+            "JAX_COMPILATION_CACHE_MAX_SIZE"
+        ] == str(2**31)
     # No cache where JAX would fail to make one (it warned at the first compilation): a
     # folder that cannot be made, or no filelock package.
     (tmp_path / "file").write_text("")
@@ -275,12 +299,15 @@ def test_the_jax_compilation_cache_goes_to_the_users_cache_folder_unless_chosen(
 def test_batch_workers_start_as_the_backend_needs(tmp_path):
     # JAX runs threads from its first computation on: its workers start from a fork
     # server, without JAX's "os.fork() was called" warning; the batches stay the same.
-    from data_generator import batch_workers
     from test_batch_workers import _data, _dataset
+
+    from ssd_keras.data import batch_workers
 
     expected = {"tensorflow": "fork", "jax": "forkserver", "torch": "fork"}[BACKEND]
     assert batch_workers.default_start_method() == expected
-    keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((64, 64)) @ keras.ops.ones((64, 64))))  # the backend is running
+    keras.ops.convert_to_numpy(
+        keras.ops.sum(keras.ops.ones((64, 64)) @ keras.ops.ones((64, 64)))
+    )  # the backend is running
     dataset = _dataset(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -308,11 +335,14 @@ def _double(task):
 
 
 def test_forkserver_workers_fall_back_to_fork_for_objects_of_main():
-    from data_generator.batch_workers import BatchWorkers
+    from ssd_keras.data.batch_workers import BatchWorkers
 
     build = _in_main(_double)
     try:
-        with pytest.warns(UserWarning, match=r"fork instead .* uses _double, defined in __main__"), warnings.catch_warnings():
+        with (
+            pytest.warns(UserWarning, match=r"fork instead .* uses _double, defined in __main__"),
+            warnings.catch_warnings(),
+        ):
             warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)  # JAX's, for the fork that follows
             pool = BatchWorkers(build, 1, 1 << 20, 2, start_method="forkserver")
         assert pool.start_method == "fork"
@@ -356,8 +386,10 @@ def test_everything_runs_without_tensorflow_installed(backend, tmp_path):
 
 
 def _parallel(commands):
-    processes = [subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for argv, env in commands]
+    processes = [
+        subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for argv, env in commands
+    ]
     outputs = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=600)
@@ -367,8 +399,12 @@ def _parallel(commands):
 
 
 def _env(backend):
-    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-                PYTHONPATH=os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")]))
+    return dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")]),
+    )
 
 
 @once
@@ -377,7 +413,9 @@ def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
     backends = ("tensorflow",) + OTHER_BACKENDS
     script = os.path.join(HERE, "_cross_backend.py")
     # One process per backend: each writes its files, waits for the others', loads them all.
-    for backend, output in zip(backends, _parallel([([script, str(tmp_path), ",".join(backends)], _env(b)) for b in backends])):
+    for backend, output in zip(
+        backends, _parallel([([script, str(tmp_path), ",".join(backends)], _env(b)) for b in backends])
+    ):
         differences = json.loads(output.strip().splitlines()[-1])
         assert len(differences) == 3, differences
         for name, difference in differences.items():
@@ -388,8 +426,13 @@ def test_keras_files_load_under_every_backend_with_the_same_outputs(tmp_path):
 @once
 @pytest.mark.slow
 def test_jax_data_parallel_equals_one_device_on_the_same_global_batch():
-    result = run_under("jax", [os.path.join(HERE, "_data_parallel_check.py")],
-                       env={"XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=2"]).strip()})
+    result = run_under(
+        "jax",
+        [os.path.join(HERE, "_data_parallel_check.py")],
+        env={
+            "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=2"]).strip()
+        },
+    )
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     assert numbers["devices"] == 2
     # The positives sit in the first half of the batch (device 0): a per-device
@@ -404,17 +447,25 @@ def test_the_command_line_leaves_tensorflow_unimported_under_jax_and_pytorch(tmp
     # model.save): 4-5 s and 400 MB of each JAX or PyTorch run. Measured here without
     # `leave_tensorflow_unimported`: imported_by_keras true under both.
     script = os.path.join(HERE, "_tensorflow_left_alone.py")
-    for backend, output in zip(OTHER_BACKENDS, _parallel([([script, str(tmp_path / b)], _env(b)) for b in OTHER_BACKENDS])):
+    for backend, output in zip(
+        OTHER_BACKENDS, _parallel([([script, str(tmp_path / b)], _env(b)) for b in OTHER_BACKENDS])
+    ):
         found = json.loads(output.strip().splitlines()[-1])
-        assert found == {"status": 1, "backend": backend, "outputs": [6], "imported_by_keras": False,
-                         "available_before": False, "available_after_import": True}, found
+        assert found == {
+            "status": 1,
+            "backend": backend,
+            "outputs": [6],
+            "imported_by_keras": False,
+            "available_before": False,
+            "available_after_import": True,
+        }, found
 
 
 def test_leaving_tensorflow_unimported_after_keras_is_imported_still_sees_it_once_imported():
     import tensorflow  # noqa: F401
     from keras.src.utils import module_utils
 
-    from misc_utils.backend_utils import leave_tensorflow_unimported
+    from ssd_keras.utils.backend import leave_tensorflow_unimported
 
     leave_tensorflow_unimported()  # Keras is imported here: its lazy module is changed at once
     assert type(module_utils.tensorflow).only_once_imported and module_utils.tensorflow.available

@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections
-from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from ssd_encoder_decoder.layout import CLASSES, OFFSETS
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
-from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_debug, decode_detections_fast
+from ssd_keras.boxes.layout import CLASSES, OFFSETS
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_debug, decode_detections_fast
+from ssd_keras.layers.decode_detections import DecodeDetections
+from ssd_keras.layers.decode_detections_fast import DecodeDetectionsFast
+from ssd_keras.losses.ssd_loss import SSDLoss
 
 pytestmark = pytest.mark.backends
 ORDER = [1, 2, 0, 3]  # new column k holds old column ORDER[k]: the background (old 0) moves to column 2
@@ -45,15 +45,21 @@ def _renumbered(rows):
 
 def test_the_encoder_and_the_loss_agree_on_a_moved_background():
     y_true, y_pred, encoder = _predictions()
-    moved = SSDInputEncoder(60, 80, 3, [(6, 8), (3, 4)], scales=[0.2, 0.5, 0.9], variances=[0.1, 0.1, 0.2, 0.2], background_id=2)
-    labels = [np.array([[OLD_TO_NEW[1], 5, 5, 40, 30], [OLD_TO_NEW[3], 30, 20, 75, 55]], float),
-              np.array([[OLD_TO_NEW[2], 10, 12, 50, 50]], float)]
+    moved = SSDInputEncoder(
+        60, 80, 3, [(6, 8), (3, 4)], scales=[0.2, 0.5, 0.9], variances=[0.1, 0.1, 0.2, 0.2], background_id=2
+    )
+    labels = [
+        np.array([[OLD_TO_NEW[1], 5, 5, 40, 30], [OLD_TO_NEW[3], 30, 20, 75, 55]], float),
+        np.array([[OLD_TO_NEW[2], 10, 12, 50, 50]], float),
+    ]
     np.testing.assert_array_equal(moved(labels), _moved(y_true))  # the encoder (its own test has more)
     expected = keras.ops.convert_to_numpy(SSDLoss().compute_loss(y_true, y_pred))
     got = keras.ops.convert_to_numpy(SSDLoss(background_id=2).compute_loss(_moved(y_true), _moved(y_pred)))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # The background's column is what mining reads: the loss differs if it is not given.
-    assert not np.allclose(keras.ops.convert_to_numpy(SSDLoss().compute_loss(_moved(y_true), _moved(y_pred))), expected, rtol=1e-3)
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(SSDLoss().compute_loss(_moved(y_true), _moved(y_pred))), expected, rtol=1e-3
+    )
     assert SSDLoss(background_id=2).compute_loss.get_config()["background_id"] == 2
     with pytest.raises(ValueError, match="background_id"):
         SSDLoss(background_id=-1)
@@ -74,7 +80,9 @@ def test_the_numpy_decoders_honour_a_moved_background(decoder):
         decoder(y_pred, background_id=4, **args)
 
 
-@pytest.mark.parametrize("layer_class, decoder", [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)])
+@pytest.mark.parametrize(
+    "layer_class, decoder", [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)]
+)
 def test_the_decoding_layers_honour_a_moved_background(layer_class, decoder):
     _, y_pred, _ = _predictions(2)
     args = dict(confidence_thresh=0.3, iou_threshold=0.45, top_k=20, img_height=60, img_width=80)

@@ -7,12 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from data_generator import batch_workers
-from data_generator.batch_workers import BatchWorkers, WorkerError, shared_bytes
-from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
-from data_generator.object_detection_2d_data_generator import DataGenerator, DatasetError
-from data_generator.object_detection_2d_geometric_ops import Resize
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
+from ssd_keras.data import batch_workers
+from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation
+from ssd_keras.data.batch_workers import BatchWorkers, shared_bytes
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.transforms.geometric import Resize
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.errors import DatasetError, WorkerError
 
 pytestmark = pytest.mark.skipif(not batch_workers.fork_available(), reason="batch workers need fork")
 
@@ -37,8 +38,14 @@ def _encoder(sizes=SIZES):
 
 
 def _data(dataset, workers=2, seed=3, encoder=None):
-    return dataset.keras_dataset(batch_size=3, transformations=[SSDDataAugmentation(64, 64, rng=0)], label_encoder=encoder or _encoder(),
-                                 workers=workers, use_multiprocessing=True, seed=seed)
+    return dataset.keras_dataset(
+        batch_size=3,
+        transformations=[SSDDataAugmentation(64, 64, rng=0)],
+        label_encoder=encoder or _encoder(),
+        workers=workers,
+        use_multiprocessing=True,
+        seed=seed,
+    )
 
 
 def test_worker_batches_equal_batches_built_here_with_the_same_seeds(tmp_path):
@@ -98,15 +105,21 @@ def test_returned_arrays_live_in_the_slots_and_free_them_when_dropped(tmp_path, 
     # Holding more batches than there are slots: the rest travel pickled, with the same values.
     kept = [data[i % 4] for i in range(len(pool._slots) + 3)]
     assert pool.unshared_tasks > 0
-    for i, (x, y) in enumerate(kept):
+    for i, (_, y) in enumerate(kept):
         np.testing.assert_array_equal(y, kept[i % 4][1])
     data.close()
 
 
 def test_an_error_in_a_worker_is_raised_by_getitem_naming_the_file(tmp_path):
     dataset = _dataset(tmp_path, n=4)
-    data = dataset.keras_dataset(batch_size=1, shuffle=False, transformations=[Resize(64, 64)], label_encoder=_encoder(), workers=2,
-                                 use_multiprocessing=True)
+    data = dataset.keras_dataset(
+        batch_size=1,
+        shuffle=False,
+        transformations=[Resize(64, 64)],
+        label_encoder=_encoder(),
+        workers=2,
+        use_multiprocessing=True,
+    )
     os.remove(dataset.filenames[3])
     data[0]  # starts the workers, whose copy of the data set still lists img3
     with pytest.raises(DatasetError, match="img3.png") as info:
@@ -205,20 +218,27 @@ def test_workers_end_when_the_training_process_is_killed(start_method, when):
 
     if start_method == "forkserver" and not batch_workers._forkserver_available():
         pytest.skip("no fork server here")
-    script = ("import sys, time\n"
-              "from data_generator import batch_workers\n"
-              "if sys.argv[2] == 'starting':\n"
-              "    loop = batch_workers._worker_loop\n"
-              "    batch_workers._worker_loop = lambda *args: (time.sleep(3), loop(*args))\n"
-              "pool = batch_workers.BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
-              "if sys.argv[2] == 'running':\n"
-              "    pool.submit(0, [1, 2])\n"
-              "    assert pool.get(0, timeout=60) == (1, 2)\n"
-              "print(' '.join(str(p.pid) for p in pool._processes), flush=True)\n"
-              "time.sleep(600)\n")
+    script = (
+        "import sys, time\n"
+        "from ssd_keras.data import batch_workers\n"
+        "if sys.argv[2] == 'starting':\n"
+        "    loop = batch_workers._worker_loop\n"
+        "    batch_workers._worker_loop = lambda *args: (time.sleep(3), loop(*args))\n"
+        "pool = batch_workers.BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
+        "if sys.argv[2] == 'running':\n"
+        "    pool.submit(0, [1, 2])\n"
+        "    assert pool.get(0, timeout=60) == (1, 2)\n"
+        "print(' '.join(str(p.pid) for p in pool._processes), flush=True)\n"
+        "time.sleep(600)\n"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    trainer = subprocess.Popen([sys.executable, "-c", script, start_method, when], stdout=subprocess.PIPE, text=True, cwd=root,
-                               env=dict(os.environ, PYTHONPATH=root))
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", script, start_method, when],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=root),
+    )
     try:
         pids = [int(pid) for pid in trainer.stdout.readline().split()]
         assert len(pids) == 2 and not any(map(_gone, pids))
@@ -296,11 +316,17 @@ def test_model_fit_from_worker_processes(tmp_path):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
-    from keras_loss_function.keras_ssd_loss import SSDLoss
-    from models.keras_ssd7 import build_model
+    from ssd_keras.losses.ssd_loss import SSDLoss
+    from ssd_keras.models.ssd7 import build_model
 
-    model, sizes = build_model((64, 64, 3), 2, scales=SCALES, normalize_coords=True, variances=[0.1, 0.1, 0.2, 0.2],
-                               return_predictor_sizes=True)
+    model, sizes = build_model(
+        (64, 64, 3),
+        2,
+        scales=SCALES,
+        normalize_coords=True,
+        variances=[0.1, 0.1, 0.2, 0.2],
+        return_predictor_sizes=True,
+    )
     # 9 images, 3 batches of 3: a last batch of another size would compile the step again under JAX.
     data = _data(_dataset(tmp_path, n=9), workers=2, encoder=_encoder(sizes))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=SSDLoss().compute_loss)

@@ -8,23 +8,57 @@ import pytest
 @pytest.mark.backends
 @pytest.mark.slow
 def test_bench_gpu_measures_every_figure(tmp_path):
-    from benchmarks.bench_gpu import main
     from conftest import BACKEND
+
+    from benchmarks.bench_gpu import main
 
     # Under JAX and PyTorch (the GPU machine's backends) the mixed-precision case and batch 1;
     # under TensorFlow float32 and two batch sizes. Each case costs a compilation (10-20 s
     # on these 2 cores) and runs the same code with other numbers.
     precisions, batches = (["float32"], [1, 2]) if BACKEND == "tensorflow" else (["bfloat16"], [1])
     out = tmp_path / "figures.json"
-    figures = main(["--model", "ssd7", "--image-size", "64", "--train-batch", "2", "--precisions", ",".join(precisions),
-                    "--fit-steps", "2", "--infer-batches", ",".join(map(str, batches)), "--confidences", "0.01",
-                    "--pipeline-workers", "2", "--pipeline-images", "16", "--pipeline-batch", "4", "--steps", "1", "--repeats", "1", "--peer", "off",
-                    "--json", str(out)])
+    figures = main(
+        [
+            "--model",
+            "ssd7",
+            "--image-size",
+            "64",
+            "--train-batch",
+            "2",
+            "--precisions",
+            ",".join(precisions),
+            "--fit-steps",
+            "2",
+            "--infer-batches",
+            ",".join(map(str, batches)),
+            "--confidences",
+            "0.01",
+            "--pipeline-workers",
+            "2",
+            "--pipeline-images",
+            "16",
+            "--pipeline-batch",
+            "4",
+            "--steps",
+            "1",
+            "--repeats",
+            "1",
+            "--peer",
+            "off",
+            "--json",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == figures
     assert (figures["model"], figures["image_size"], figures["train_batch"]) == ("ssd7", [64, 64], 2)
     for precision in precisions:
         case = figures[f"train_{precision}"]
-        assert case["images_per_s"] > 0 and case["fit_images_per_s"] > 0 and case["device_images_per_s"] > 0 and case["finite"]
+        assert (
+            case["images_per_s"] > 0
+            and case["fit_images_per_s"] > 0
+            and case["device_images_per_s"] > 0
+            and case["finite"]
+        )
         forward = figures[f"forward_batch8_{precision}"]
         assert forward["frames_per_s"] > 0 and forward["predict_on_batch_frames_per_s"] > 0
     for batch in batches:
@@ -49,15 +83,15 @@ def test_the_training_steps_left_on_the_device_train_as_train_on_batch_does():
 
     from benchmarks.bench_core import random_labels
     from benchmarks.bench_gpu import device_training, on_device
-    from keras_loss_function.keras_ssd_loss import SSDLoss
-    from ssd_keras_cli.configs import build, make_encoder, model_kwargs
+    from ssd_keras.losses.ssd_loss import SSDLoss
+    from ssd_keras.models.presets import build, builder_kwargs, make_encoder
 
     rng = np.random.default_rng(3)
     images = rng.uniform(0, 255, (2, 64, 80, 3)).astype("float32")
     models = []
     for _ in range(2):
         keras.utils.set_random_seed(0)
-        model, _ = build("ssd7", model_kwargs("ssd7", 3, (64, 80, 3)))
+        model, _ = build("ssd7", builder_kwargs("ssd7", 3, (64, 80, 3)))
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9), loss=SSDLoss().compute_loss)
         models.append(model)
     targets = make_encoder("ssd7", models[0])(random_labels(rng, 2, 3, 64))
@@ -81,17 +115,21 @@ def test_the_forward_left_on_the_device_equals_predict_on_batch():
     import numpy as np
 
     from benchmarks.bench_gpu import device_forward, on_device
-    from ssd_keras_cli.configs import build, model_kwargs
+    from ssd_keras.models.presets import build, builder_kwargs
 
     keras.utils.set_random_seed(0)
-    model, _ = build("ssd7", model_kwargs("ssd7", 3, (64, 80, 3)))
+    model, _ = build("ssd7", builder_kwargs("ssd7", 3, (64, 80, 3)))
     images = np.random.default_rng(8).uniform(0, 255, (2, 64, 80, 3)).astype("float32")
     call, wait = device_forward(model)
     outputs = call(on_device(images))
     wait(outputs)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(outputs), model.predict_on_batch(images), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(outputs), model.predict_on_batch(images), rtol=1e-5, atol=1e-5
+    )
     # and again after predict_on_batch, which under JAX replaces (and frees) the variables' arrays
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(call(on_device(images))), keras.ops.convert_to_numpy(outputs))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(call(on_device(images))), keras.ops.convert_to_numpy(outputs)
+    )
 
 
 def test_peer_only_records_why_torchvision_cannot_run(tmp_path):
@@ -128,8 +166,8 @@ def test_sync_sites_name_the_lines_that_made_pytorch_wait(monkeypatch):
 
     def step():
         for _ in range(3):
-            warnings.warn("called a synchronizing CUDA operation")  # as PyTorch warns, from this line
-        warnings.warn("something else")
+            warnings.warn("called a synchronizing CUDA operation")  # noqa: B028  (as PyTorch warns, from this line)
+        warnings.warn("something else")  # noqa: B028
 
     line = step.__code__.co_firstlineno + 2
     assert bench_gpu.sync_sites(step) == {f"tests/test_bench_gpu.py:{line}": 3}
@@ -142,17 +180,48 @@ def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
     def write(run, figures):
         (tmp_path / f"{run}.json").write_text(json.dumps(figures))
 
-    write("torchvision", {"device": "cuda: NVIDIA H200", "torchvision": {"train_bfloat16": 473.0, "forward_batch8_fps": 1814.0,
-                                                                          "end_to_end_batch8_fps": 117.0, "latency_batch1_ms": 10.7}})
-    write("jax", {"device": "gpu: NVIDIA H200", "model": "ssd300", "image_size": [300, 300], "train_batch": 32,
-                  "train_bfloat16": {"images_per_s": 2500.0, "fit_images_per_s": 2100.0, "device_images_per_s": 2700.0, "finite": True},
-                  "train_float32": {"images_per_s": 785.0, "finite": False},
-                  "forward_batch8_bfloat16": {"frames_per_s": 753.0}, "forward_batch8_float32": {"frames_per_s": 1076.0},
-                  "end_to_end_batch8_conf0.01": {"frames_per_s": 800.0, "ms": 10.0},
-                  "end_to_end_batch1_conf0.01": {"frames_per_s": 400.0, "ms": 2.5, "bare_jit_ms": 1.25},
-                  "pipeline_4_workers": 900.0, "pipeline_14_workers": 3000.0, "independent_4_processes": 950.0})
-    write("torch", {"train_bfloat16": {"images_per_s": 200.0, "finite": True},
-                    "end_to_end_batch1_conf0.01": {"frames_per_s": 36.0, "ms": 27.8}})
+    write(
+        "torchvision",
+        {
+            "device": "cuda: NVIDIA H200",
+            "torchvision": {
+                "train_bfloat16": 473.0,
+                "forward_batch8_fps": 1814.0,
+                "end_to_end_batch8_fps": 117.0,
+                "latency_batch1_ms": 10.7,
+            },
+        },
+    )
+    write(
+        "jax",
+        {
+            "device": "gpu: NVIDIA H200",
+            "model": "ssd300",
+            "image_size": [300, 300],
+            "train_batch": 32,
+            "train_bfloat16": {
+                "images_per_s": 2500.0,
+                "fit_images_per_s": 2100.0,
+                "device_images_per_s": 2700.0,
+                "finite": True,
+            },
+            "train_float32": {"images_per_s": 785.0, "finite": False},
+            "forward_batch8_bfloat16": {"frames_per_s": 753.0},
+            "forward_batch8_float32": {"frames_per_s": 1076.0},
+            "end_to_end_batch8_conf0.01": {"frames_per_s": 800.0, "ms": 10.0},
+            "end_to_end_batch1_conf0.01": {"frames_per_s": 400.0, "ms": 2.5, "bare_jit_ms": 1.25},
+            "pipeline_4_workers": 900.0,
+            "pipeline_14_workers": 3000.0,
+            "independent_4_processes": 950.0,
+        },
+    )
+    write(
+        "torch",
+        {
+            "train_bfloat16": {"images_per_s": 200.0, "finite": True},
+            "end_to_end_batch1_conf0.01": {"frames_per_s": 36.0, "ms": 27.8},
+        },
+    )
     (tmp_path / "torch_compiled.json").write_text('{"train_bfl')  # a run killed while writing
     text = main([str(tmp_path)])
     assert capsys.readouterr().out == text
@@ -164,7 +233,7 @@ def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
     assert "| 1,814 | 753 / 1,076 | - / - |" in text
     assert "| 10.7 | 2.5 (one jitted call: 1.2) | 27.8 |" in text
     assert "4 / 14 worker processes | - | 900 / 3,000 (independent processes: 950 / -) | - |" in text
-    goals = lines[lines.index("Goals:") + 1:]
+    goals = lines[lines.index("Goals:") + 1 :]
     assert goals[0] == "- training, batch 32, bfloat16, JAX, images/s: met (2,500; goal >= 2,000)"
     # 1000 / 800 = 1.25x short; 27.8 ms / 3 ms = 9.27x over; 1814 / 1076 = 1.69x; (473 / 2) / 200 = 1.18x
     # (the goal, 236.5, shown without decimals as every figure of 100 or more).
@@ -172,9 +241,15 @@ def test_gpu_table_states_each_goal_met_or_missed_by_how_much(tmp_path, capsys):
     assert "- end to end, batch 8, confidence 0.01, PyTorch backend compiled, frames/s: not measured" in goals
     assert "- latency, batch 1, JAX: met (2.5 ms; goal <= 3.0 ms)" in goals
     assert "- latency, batch 1, PyTorch backend: missed (27.8 ms; goal <= 3.0 ms, 9.27x away)" in goals
-    assert any(g.startswith("- forward, batch 8, JAX") and g.endswith("missed (1,076; goal >= 1,814, 1.69x away)") for g in goals)
-    assert any(g.startswith("- training, batch 32, bfloat16, PyTorch backend") and g.endswith("missed (200; goal >= 236, 1.18x away)")
-               for g in goals)
+    assert any(
+        g.startswith("- forward, batch 8, JAX") and g.endswith("missed (1,076; goal >= 1,814, 1.69x away)")
+        for g in goals
+    )
+    assert any(
+        g.startswith("- training, batch 32, bfloat16, PyTorch backend")
+        and g.endswith("missed (200; goal >= 236, 1.18x away)")
+        for g in goals
+    )
     assert goals[-1].endswith("met (3,000; goal >= 2,500)")
 
 
@@ -188,12 +263,14 @@ def test_gpu_table_without_any_figure_says_so(tmp_path):
 @pytest.mark.backends
 def test_layer_overhead_benchmark_times_the_same_convolutions_as_the_model():
     import numpy as np
-
-    from benchmarks.bench_layer_overhead import main, plain_torch_forward, stacked_convolutions
     from conftest import BACKEND
 
+    from benchmarks.bench_layer_overhead import main, plain_torch_forward, stacked_convolutions
+
     figures = main(["--layers", "3", "--calls", "1", "--repeats", "1"])
-    expected = {"torch": {"keras", "plain torch calls"}, "jax": {"keras", "one jitted stateless_call"}}.get(BACKEND, {"keras"})
+    expected = {"torch": {"keras", "plain torch calls"}, "jax": {"keras", "one jitted stateless_call"}}.get(
+        BACKEND, {"keras"}
+    )
     assert set(figures) == expected and all(ms > 0 for ms in figures.values())
     if BACKEND == "torch":  # the plain calls compute what the model computes
         import torch
@@ -202,4 +279,6 @@ def test_layer_overhead_benchmark_times_the_same_convolutions_as_the_model():
         image = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 4, 4, 8)).astype("float32"))
         with torch.no_grad():
             expected_output = model(image, training=False).cpu().numpy()
-            np.testing.assert_allclose(plain_torch_forward(model, image)().cpu().numpy(), expected_output, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                plain_torch_forward(model, image)().cpu().numpy(), expected_output, rtol=1e-5, atol=1e-6
+            )

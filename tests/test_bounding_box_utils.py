@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import box_iou
 
-from bounding_box_utils.bounding_box_utils import (
+from ssd_keras.boxes.geometry import (
     convert_coordinates,
     convert_coordinates2,
     intersection_area,
     intersection_area_,
     iou,
 )
-from reference import box_iou
 
 A = [0.0, 0.0, 10.0, 10.0]
 B = [5.0, 5.0, 15.0, 15.0]

@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from data_generator.object_detection_2d_geometric_ops import RandomTranslate, Resize
-from data_generator.object_detection_2d_image_boxes_validation_utils import BoxFilter, ImageValidator
-from data_generator.object_detection_2d_patch_sampling_ops import PatchCoordinateGenerator, RandomPatch
+
+from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.transforms.geometric import RandomTranslate, Resize
+from ssd_keras.data.transforms.patch_sampling import PatchCoordinateGenerator, RandomPatch
+from ssd_keras.data.transforms.validation import BoxFilter, ImageValidator
 
 # Labels with the class in the last column: every transformation must read their layout.
 LAST_CLASS = ("xmin", "ymin", "xmax", "ymax", "class_id")
@@ -21,9 +21,11 @@ LAST_CLASS_FORMAT = {name: i for i, name in enumerate(LAST_CLASS)}
 
 
 def test_the_data_pipeline_imports_no_keras():
-    code = ("import sys; import data_generator.object_detection_2d_data_generator as g; "
-            "import data_generator.data_augmentation_chain_original_ssd, eval_utils.average_precision_evaluator; "
-            "print('keras' in sys.modules, g.DataGenerator.parse_xml.__doc__ is not None)")
+    code = (
+        "import sys; import ssd_keras.data.generator as g; "
+        "import ssd_keras.data.augmentation.original_ssd, ssd_keras.evaluation.voc; "
+        "print('keras' in sys.modules, g.DataGenerator.parse_xml.__doc__ is not None)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
 
@@ -31,8 +33,8 @@ def test_the_data_pipeline_imports_no_keras():
 def test_the_keras_dataset_class_is_defined_once_in_its_module():
     import pickle
 
-    from data_generator import keras_adapter
-    from data_generator import object_detection_2d_data_generator as module
+    from ssd_keras.data import generator as module
+    from ssd_keras.data import keras_adapter
 
     assert module.DataGeneratorDataset is keras_adapter.DataGeneratorDataset  # the old name still works
     dataset = DataGenerator(filenames=["a.png"], labels=[np.array([[1, 0, 0, 5, 5]], float)], verbose=False)
@@ -44,8 +46,12 @@ def test_batches_leave_the_callers_transformations_as_they_were():
     # The original (and this port until now) wrote the data set's labels_format into the
     # caller's transformations on every batch.
     image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
-    dataset = DataGenerator(filenames=["a.png"], labels=[np.array([[10, 5, 40, 30, 2]], float)], labels_output_format=LAST_CLASS,
-                            verbose=False)
+    dataset = DataGenerator(
+        filenames=["a.png"],
+        labels=[np.array([[10, 5, 40, 30, 2]], float)],
+        labels_output_format=LAST_CLASS,
+        verbose=False,
+    )
     dataset.images = [image]
     resize = Resize(20, 30)  # the default layout: class first
     before = dict(resize.labels_format)
@@ -61,9 +67,16 @@ def test_transformations_keep_their_own_filters_and_validators():
     box_filter = BoxFilter(labels_format=None)
     validator = ImageValidator(bounds=(0.3, 1.0), n_boxes_min=1)
     resize = Resize(20, 30, box_filter=box_filter, labels_format=LAST_CLASS_FORMAT)
-    patch = RandomPatch(PatchCoordinateGenerator(rng=0), box_filter=box_filter,
-                        image_validator=validator, labels_format=LAST_CLASS_FORMAT, rng=0)
-    translate = RandomTranslate(box_filter=box_filter, image_validator=validator, labels_format=LAST_CLASS_FORMAT, prob=1.0, rng=0)
+    patch = RandomPatch(
+        PatchCoordinateGenerator(rng=0),
+        box_filter=box_filter,
+        image_validator=validator,
+        labels_format=LAST_CLASS_FORMAT,
+        rng=0,
+    )
+    translate = RandomTranslate(
+        box_filter=box_filter, image_validator=validator, labels_format=LAST_CLASS_FORMAT, prob=1.0, rng=0
+    )
     image = np.zeros((40, 60, 3), np.uint8)
     labels = np.array([[10, 5, 40, 30, 2]], float)
     for transform in (resize, patch, translate, SSDDataAugmentation(30, 30, labels_format=LAST_CLASS_FORMAT, rng=0)):
@@ -80,7 +93,7 @@ def test_transformations_keep_their_own_filters_and_validators():
 
 
 def test_a_missing_or_foreign_hdf5_data_set_is_named(tmp_path):
-    from data_generator.annotation_parsers import DatasetError
+    from ssd_keras.errors import DatasetError
 
     missing = tmp_path / "missing.h5"
     with pytest.raises(DatasetError, match=f"HDF5 data set not found: {missing}"):

@@ -9,16 +9,22 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections  # noqa: E402
-from keras_layers.keras_layer_DecodeDetectionsFast import DecodeDetectionsFast  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
-from ssd_encoder_decoder.ssd_output_decoder import decode_detections, decode_detections_fast  # noqa: E402
-from ssd_encoder_decoder.layout import OFFSETS  # noqa: E402
+from ssd_keras.boxes.layout import OFFSETS  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast  # noqa: E402
+from ssd_keras.layers.decode_detections import DecodeDetections  # noqa: E402
+from ssd_keras.layers.decode_detections_fast import DecodeDetectionsFast  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
-CONFIG = dict(img_height=120, img_width=160, n_classes=5, predictor_sizes=[(15, 20), (8, 10), (4, 5), (2, 3)],
-              scales=[0.1, 0.25, 0.45, 0.7, 0.95], variances=[0.1, 0.1, 0.2, 0.2])
+CONFIG = dict(
+    img_height=120,
+    img_width=160,
+    n_classes=5,
+    predictor_sizes=[(15, 20), (8, 10), (4, 5), (2, 3)],
+    scales=[0.1, 0.25, 0.45, 0.7, 0.95],
+    variances=[0.1, 0.1, 0.2, 0.2],
+)
 
 
 def _raw_predictions(seed, n_images=3, coords="centroids", normalize_coords=True, sharpness=2.0):
@@ -98,16 +104,28 @@ def test_hand_made_case_thresholds_are_strict_and_padding_is_zero():
     # Two anchors, two positive classes; absolute corners, zero offsets: the box is the anchor.
     anchor_a, anchor_b = [0, 0, 10, 10], [1, 0, 11, 10]  # IoU 90 / 110 = 0.818
     variances = [1, 1, 1, 1]
-    y = np.array([[[0.2, 0.5, 0.3, 0, 0, 0, 0, *anchor_a, *variances],
-                   [0.1, 0.6, 0.3, 0, 0, 0, 0, *anchor_b, *variances]]], np.float32)
-    layer = DecodeDetections(confidence_thresh=0.3, iou_threshold=0.8, top_k=4, coords="corners", normalize_coords=False)
+    y = np.array(
+        [[[0.2, 0.5, 0.3, 0, 0, 0, 0, *anchor_a, *variances], [0.1, 0.6, 0.3, 0, 0, 0, 0, *anchor_b, *variances]]],
+        np.float32,
+    )
+    layer = DecodeDetections(
+        confidence_thresh=0.3, iou_threshold=0.8, top_k=4, coords="corners", normalize_coords=False
+    )
     out = _layer_output(layer, y)[0]
     # Class 1: 0.6 (b) suppresses 0.5 (a). Class 2: both score exactly 0.3, not above the threshold.
     np.testing.assert_allclose(out, [[1, 0.6, *anchor_b], [0] * 6, [0] * 6, [0] * 6], rtol=1e-6)
-    out = _layer_output(DecodeDetections(confidence_thresh=0.25, iou_threshold=0.85, top_k=4, coords="corners", normalize_coords=False), y)[0]
+    out = _layer_output(
+        DecodeDetections(confidence_thresh=0.25, iou_threshold=0.85, top_k=4, coords="corners", normalize_coords=False),
+        y,
+    )[0]
     np.testing.assert_allclose(out[:, :2], [[1, 0.6], [1, 0.5], [2, 0.3], [2, 0.3]], rtol=1e-6)
     # Fast: one class per anchor (both argmax class 1), then class-agnostic NMS.
-    out = _layer_output(DecodeDetectionsFast(confidence_thresh=0.3, iou_threshold=0.8, top_k=3, coords="corners", normalize_coords=False), y)[0]
+    out = _layer_output(
+        DecodeDetectionsFast(
+            confidence_thresh=0.3, iou_threshold=0.8, top_k=3, coords="corners", normalize_coords=False
+        ),
+        y,
+    )[0]
     np.testing.assert_allclose(out, [[1, 0.6, *anchor_b], [0] * 6, [0] * 6], rtol=1e-6)
 
 
@@ -120,12 +138,32 @@ def test_no_detections_give_all_zero_rows():
 
 @pytest.mark.parametrize("layer_class", [DecodeDetections, DecodeDetectionsFast])
 def test_config_round_trip_and_output_shape(layer_class, tmp_path):
-    layer = layer_class(confidence_thresh=0.2, iou_threshold=0.5, top_k=11, nms_max_output_size=50, img_height=120, img_width=160)
+    layer = layer_class(
+        confidence_thresh=0.2, iou_threshold=0.5, top_k=11, nms_max_output_size=50, img_height=120, img_width=160
+    )
     config = layer.get_config()
-    assert {k: config[k] for k in ("confidence_thresh", "iou_threshold", "top_k", "nms_max_output_size", "coords",
-                                     "normalize_coords", "img_height", "img_width")} == dict(
-        confidence_thresh=0.2, iou_threshold=0.5, top_k=11, nms_max_output_size=50, coords="centroids",
-        normalize_coords=True, img_height=120.0, img_width=160.0)
+    assert {
+        k: config[k]
+        for k in (
+            "confidence_thresh",
+            "iou_threshold",
+            "top_k",
+            "nms_max_output_size",
+            "coords",
+            "normalize_coords",
+            "img_height",
+            "img_width",
+        )
+    } == dict(
+        confidence_thresh=0.2,
+        iou_threshold=0.5,
+        top_k=11,
+        nms_max_output_size=50,
+        coords="centroids",
+        normalize_coords=True,
+        img_height=120.0,
+        img_width=160.0,
+    )
     shape = layer.compute_output_shape((None, 100, 18))
     assert shape == (None, 11, 6) and all(isinstance(d, int) for d in shape[1:])  # ints, not tensors
     y = _raw_predictions(2)
@@ -164,14 +202,19 @@ def _pile_and_spread(n_pile=1100, n_spread=400):
     j = np.arange(n_spread)
     spread = np.column_stack([(j % 20) * 20 + 100, (j // 20) * 20 + 100, (j % 20) * 20 + 110, (j // 20) * 20 + 110])
     anchors = np.vstack([pile, spread])
-    scores = np.concatenate([0.9 - 1e-5 * np.arange(n_pile), 0.8 - 1e-4 * j])  # above background: kept by the fast rule too
+    scores = np.concatenate(
+        [0.9 - 1e-5 * np.arange(n_pile), 0.8 - 1e-4 * j]
+    )  # above background: kept by the fast rule too
     y = np.zeros((1, n_pile + n_spread, 14), np.float32)
     y[0, :, 0], y[0, :, 1] = 1 - scores, scores
     y[0, :, 6:10], y[0, :, 10:] = anchors, 1.0
     return y
 
 
-@pytest.mark.parametrize("layer_class, numpy_decoder", [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)])
+@pytest.mark.parametrize(
+    "layer_class, numpy_decoder",
+    [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)],
+)
 def test_all_candidates_are_used_when_the_best_ones_suppress_each_other(layer_class, numpy_decoder):
     # The best 1024 candidates (the first pass) are one box 1100 times: one detection. The
     # exact result needs the lower-scoring candidates too, which the second pass takes.
@@ -193,8 +236,13 @@ def test_ties_go_to_the_lower_anchor_then_the_lower_class():
     out = _layer_output(DecodeDetections(**args), y)[0]
     # Class 1: anchor 0 kept, anchor 1 suppressed; class 2 likewise; (0, class 1) comes first.
     np.testing.assert_allclose(out, [[1, 0.4, *box], [2, 0.4, *box], [0] * 6, [0] * 6], rtol=1e-6)
-    np.testing.assert_allclose(decode_detections(y, confidence_thresh=0.1, iou_threshold=0.5, top_k=4, input_coords="corners",
-                                                    normalize_coords=False)[0], out[:2], rtol=1e-6)
+    np.testing.assert_allclose(
+        decode_detections(
+            y, confidence_thresh=0.1, iou_threshold=0.5, top_k=4, input_coords="corners", normalize_coords=False
+        )[0],
+        out[:2],
+        rtol=1e-6,
+    )
     # Fast: each anchor takes class 1 (the first maximum), anchor 0 suppresses anchor 1.
     out = _layer_output(DecodeDetectionsFast(**args), y)[0]
     np.testing.assert_allclose(out, [[1, 0.4, *box]] + [[0] * 6] * 3, rtol=1e-6)

@@ -11,11 +11,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = ["ssd300_training.ipynb", "ssd7_training.ipynb", "ssd300_inference.ipynb", "ssd512_inference.ipynb",
-             "ssd300_evaluation.ipynb", "ssd300_evaluation_COCO.ipynb", "weight_sampling_tutorial.ipynb"]
+NOTEBOOKS = [
+    "ssd300_training.ipynb",
+    "ssd7_training.ipynb",
+    "ssd300_inference.ipynb",
+    "ssd512_inference.ipynb",
+    "ssd300_evaluation.ipynb",
+    "ssd300_evaluation_COCO.ipynb",
+    "weight_sampling_tutorial.ipynb",
+]
 # Notebooks that must show at least this many images (plots).
-PLOTS = {"ssd300_training.ipynb": 2, "ssd7_training.ipynb": 2, "ssd300_inference.ipynb": 2, "ssd512_inference.ipynb": 2,
-         "ssd300_evaluation.ipynb": 1, "weight_sampling_tutorial.ipynb": 1}
+PLOTS = {
+    "ssd300_training.ipynb": 2,
+    "ssd7_training.ipynb": 2,
+    "ssd300_inference.ipynb": 2,
+    "ssd512_inference.ipynb": 2,
+    "ssd300_evaluation.ipynb": 1,
+    "weight_sampling_tutorial.ipynb": 1,
+}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -28,12 +41,16 @@ def test_notebook_is_in_sync_with_its_source(name):
         notebook = nbformat.read(f, as_version=4)
     assert notebook.metadata["jupytext"]["formats"] == "ipynb,notebooks//py:percent"
     cells = [(cell.cell_type, cell.source) for cell in notebook.cells]
-    assert cells == [(cell.cell_type, cell.source) for cell in source.cells], f"{name} differs from notebooks/{name[:-6]}.py"
+    assert cells == [(cell.cell_type, cell.source) for cell in source.cells], (
+        f"{name} differs from notebooks/{name[:-6]}.py"
+    )
     assert all(not cell.get("outputs") for cell in notebook.cells)  # committed without outputs
 
 
 # The SSD7 notebook also runs under JAX and PyTorch (the kernel inherits KERAS_BACKEND).
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.backends) if n == "ssd7_training.ipynb" else n for n in NOTEBOOKS])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.backends) if n == "ssd7_training.ipynb" else n for n in NOTEBOOKS]
+)
 @pytest.mark.slow
 def test_notebook_runs_in_smoke_mode(name, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
@@ -48,8 +65,15 @@ def test_notebook_runs_in_smoke_mode(name, monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "agg")
     with open(os.path.join(ROOT, name), encoding="utf-8") as f:
         notebook = nbformat.read(f, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
-    images = sum(1 for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-                 if "image/png" in out.get("data", {}))
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+    ).execute()
+    images = sum(
+        1
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
     assert images >= PLOTS.get(name, 0), f"{name} showed {images} plots"
     assert os.listdir(tmp_path), f"{name} wrote nothing to SSD_KERAS_WORK_DIR"

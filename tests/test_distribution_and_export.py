@@ -13,20 +13,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import tensorflow_only  # noqa: E402
-from ssd_keras_cli.configs import build, model_kwargs  # noqa: E402
+
+from ssd_keras.models.presets import build, builder_kwargs  # noqa: E402
 
 pytestmark = tensorflow_only
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KWARGS = dict(model_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
+KWARGS = dict(builder_kwargs("ssd7", 3, (64, 64, 3)), variances=[0.1, 0.1, 0.2, 0.2])
 
 
 @pytest.mark.slow
 def test_mirrored_strategy_equals_one_device_on_the_same_global_batch():
     # A fresh process: logical devices must be configured before TensorFlow starts.
-    result = subprocess.run([sys.executable, os.path.join(HERE, "_mirrored_check.py")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "_mirrored_check.py")], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     # All positives sit on replica 0: normalising per replica would halve the loss.
@@ -44,8 +46,12 @@ def _free_port():
 
 def _cluster(argv_of, env_of=None):
     """Runs two worker processes, `argv_of(i)`, concurrently; returns their outputs."""
-    processes = [subprocess.Popen(argv_of(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env_of(i) if env_of else None) for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            argv_of(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_of(i) if env_of else None
+        )
+        for i in range(2)
+    ]
     outputs = []
     for process in processes:
         try:
@@ -79,7 +85,7 @@ def test_multiworker_strategy_equals_one_device_on_the_same_global_batch():
 
 @pytest.mark.slow
 def test_cli_trains_with_the_multiworker_strategy(tmp_path):
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
 
     info = make_shapes_dataset(str(tmp_path / "shapes"), n_trainval=8, n_test=2, seed=1, verbose=False)
     ports = [str(_free_port()), str(_free_port())]
@@ -89,10 +95,41 @@ def test_cli_trains_with_the_multiworker_strategy(tmp_path):
         cluster = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
         return dict(os.environ, TF_CONFIG=json.dumps(cluster), TF_CPP_MIN_LOG_LEVEL="3")
 
-    argv = [sys.executable, "-m", "ssd_keras_cli", "train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4",
-            "--optimizer", "adam", "--augment", "flip", "--classes", ",".join(info["classes"][1:]), "--seed", "0", "--quiet",
-            "--epochs", "1", "--strategy", "multiworker", "--out", out, "--data-format", "voc", "--images-dir", info["images_dir"],
-            "--image-set", info["trainval"], "--annotations", info["annotations_dir"]]
+    argv = [
+        sys.executable,
+        "-m",
+        "ssd_keras",
+        "train",
+        "--model",
+        "ssd7",
+        "--image-size",
+        "64x64",
+        "--batch-size",
+        "4",
+        "--optimizer",
+        "adam",
+        "--augment",
+        "flip",
+        "--classes",
+        ",".join(info["classes"][1:]),
+        "--seed",
+        "0",
+        "--quiet",
+        "--epochs",
+        "1",
+        "--strategy",
+        "multiworker",
+        "--out",
+        out,
+        "--data-format",
+        "voc",
+        "--images-dir",
+        info["images_dir"],
+        "--image-set",
+        info["trainval"],
+        "--annotations",
+        info["annotations_dir"],
+    ]
     _cluster(lambda i: argv, env)
     for folder in (out, os.path.join(out, "worker-1")):  # the chief's files, and worker 1's apart
         assert os.path.isfile(os.path.join(folder, "model.keras"))
@@ -105,8 +142,8 @@ def test_cli_trains_with_the_multiworker_strategy(tmp_path):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from ssd_keras_cli.export import convert_tflite, export_saved_model
-    from ssd_keras_cli.inference import add_decoding
+    from ssd_keras.export.saved_model import convert_tflite, export_saved_model
+    from ssd_keras.inference.loading import add_decoding
 
     keras.utils.set_random_seed(4)
     model, _ = build("ssd7", KWARGS)
@@ -136,19 +173,21 @@ def test_saved_model_takes_uint8_and_matches_keras(exported, fast):
 
 
 def test_tflite_ssd7_with_fast_decoding_matches_keras(exported):
-    from ssd_keras_cli.export import run_tflite
+    from ssd_keras.export.saved_model import run_tflite
 
     detector, _ = exported[True]
     images = np.random.default_rng(6).integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
-    np.testing.assert_allclose(run_tflite(exported["tflite"], images), detector.predict(images.astype("float32"), verbose=0), atol=0.01)
+    np.testing.assert_allclose(
+        run_tflite(exported["tflite"], images), detector.predict(images.astype("float32"), verbose=0), atol=0.01
+    )
 
 
 @pytest.mark.slow
 def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp_path):
-    from ssd_keras_cli.export import convert_tflite, export_saved_model, run_tflite, tflite_interpreter
+    from ssd_keras.export.saved_model import convert_tflite, export_saved_model, run_tflite, tflite_interpreter
 
     keras.utils.set_random_seed(0)
-    model, _ = build("ssd300", model_kwargs("ssd300", 20), "inference_fast", confidence_thresh=0.2, top_k=20)
+    model, _ = build("ssd300", builder_kwargs("ssd300", 20), "inference_fast", confidence_thresh=0.2, top_k=20)
     images = np.random.default_rng(0).integers(0, 256, (1, 300, 300, 3)).astype(np.uint8)
     # Random heads give saturated scores and exploding boxes; scale them to what a trained
     # model gives (logits of order 1, offsets of order 0.5), so that scores do not tie.
@@ -158,7 +197,9 @@ def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp
         kernel, bias = layer.get_weights()
         spread = np.std(np.tensordot(feature[0], kernel[1, 1], axes=1))
         layer.set_weights([kernel / spread * (1.5 if layer.name.endswith("conf") else 0.5), bias])
-    tflite = convert_tflite(export_saved_model(model, str(tmp_path / "saved")), str(tmp_path / "ssd300.tflite"))  # builtins only
+    tflite = convert_tflite(
+        export_saved_model(model, str(tmp_path / "saved")), str(tmp_path / "ssd300.tflite")
+    )  # builtins only
     ops = {op["op_name"] for op in tflite_interpreter(tflite)._get_ops_details()}
     assert {"CONV_2D", "L2_NORMALIZATION", "SOFTMAX", "EXP"} <= ops and not any(op.startswith("Flex") for op in ops)
     expected = model.predict(images.astype("float32"), verbose=0)
@@ -169,7 +210,7 @@ def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp
 def test_tflite_ssd7_with_per_class_decoding_uses_builtin_ops_and_matches_keras(exported, tmp_path):
     # DecodeDetections used to need TF's CombinedNonMaxSuppression, which TFLite lacks (Flex);
     # written in keras.ops it converts to builtin ops.
-    from ssd_keras_cli.export import convert_tflite, run_tflite, tflite_interpreter
+    from ssd_keras.export.saved_model import convert_tflite, run_tflite, tflite_interpreter
 
     detector, saved = exported[False]
     tflite = convert_tflite(saved, str(tmp_path / "ssd7_per_class.tflite"))
@@ -181,7 +222,7 @@ def test_tflite_ssd7_with_per_class_decoding_uses_builtin_ops_and_matches_keras(
 
 
 def test_export_needs_a_decoding_model(tmp_path):
-    from ssd_keras_cli.export import export_saved_model
+    from ssd_keras.export.saved_model import export_saved_model
 
     model, _ = build("ssd7", KWARGS)
     with pytest.raises(ValueError, match="decoded output"):

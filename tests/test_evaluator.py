@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from conftest import random_labels
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from eval_utils.average_precision_evaluator import Evaluator, average_precision, match_class_detections, precision_recall
 from reference import voc_devkit_ap
+
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.evaluation.voc import Evaluator, average_precision, match_class_detections, precision_recall
 
 
 def _ap(tp, fp, num_gt, mode):
@@ -38,13 +37,16 @@ def test_matching_by_hand():
     # Image 0: boxes A (0..9) and difficult D (20..29); image 1: box B.
     gt = [np.array([[0, 0, 9, 9], [20, 20, 29, 29]], float), np.array([[0, 0, 9, 9]], float)]
     neutral = [np.array([False, True]), np.array([False])]
-    detections = np.array([
-        [0, 0, 9, 9],      # 0.9 image 0: A -> TP
-        [0, 0, 9, 9],      # 0.8 image 0: A again -> FP (duplicate)
-        [20, 20, 29, 29],  # 0.7 image 0: difficult -> ignored
-        [50, 50, 59, 59],  # 0.6 image 0: nothing -> FP
-        [1, 1, 9, 9],      # 0.5 image 1: B, IoU 81/100 -> TP
-    ], float)
+    detections = np.array(
+        [
+            [0, 0, 9, 9],  # 0.9 image 0: A -> TP
+            [0, 0, 9, 9],  # 0.8 image 0: A again -> FP (duplicate)
+            [20, 20, 29, 29],  # 0.7 image 0: difficult -> ignored
+            [50, 50, 59, 59],  # 0.6 image 0: nothing -> FP
+            [1, 1, 9, 9],  # 0.5 image 1: B, IoU 81/100 -> TP
+        ],
+        float,
+    )
     order, tp, fp = match_class_detections([0, 0, 0, 0, 1], [0.9, 0.8, 0.7, 0.6, 0.5], detections, gt, neutral)
     np.testing.assert_array_equal(order, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(tp, [1, 0, 0, 0, 1])
@@ -87,7 +89,9 @@ def test_equals_an_independent_devkit_implementation(seed, mode):
             xy = rng.uniform(0, 200, 2)
             detections.append((image, rng.uniform(), *xy, *(xy + rng.uniform(10, 60, 2))))
     rows = np.array(detections)
-    _, tp, fp = match_class_detections(rows[:, 0].astype(int), rows[:, 1], rows[:, 2:], gt_boxes, gt_neutral, 0.5, "include", "stable")
+    _, tp, fp = match_class_detections(
+        rows[:, 0].astype(int), rows[:, 1], rows[:, 2:], gt_boxes, gt_neutral, 0.5, "include", "stable"
+    )
     num_gt = sum(int((~n).sum()) for n in gt_neutral)
     precision, recall = precision_recall(tp, fp, num_gt)
     expected = voc_devkit_ap(detections, ground_truth, use_07_metric=(mode == "sample"))
@@ -107,7 +111,7 @@ class _StubModel:
         out = np.zeros((len(images), self.top_k, 6))
         for i in range(len(images)):
             rows = np.asarray(self.per_image.pop(0) if self.per_image else []).reshape(-1, 6)
-            out[i, :len(rows)] = rows
+            out[i, : len(rows)] = rows
         return out
 
 
@@ -119,8 +123,13 @@ def _dataset(tmp_path, labels, neutral=None, size=(40, 60)):
         path = str(tmp_path / f"{i}.png")
         cv2.imwrite(path, np.zeros(size + (3,), np.uint8))
         names.append(path)
-    return DataGenerator(filenames=names, labels=labels, image_ids=[f"im{i}" for i in range(len(labels))], eval_neutral=neutral,
-                         verbose=False)
+    return DataGenerator(
+        filenames=names,
+        labels=labels,
+        image_ids=[f"im{i}" for i in range(len(labels))],
+        eval_neutral=neutral,
+        verbose=False,
+    )
 
 
 def _as_predictions(labels, scale, confidence=0.9):
@@ -130,12 +139,15 @@ def _as_predictions(labels, scale, confidence=0.9):
 
 
 def test_evaluator_end_to_end(tmp_path):
-    labels = [np.array([[1, 5, 5, 25, 30], [2, 30, 10, 55, 35]], float), np.array([[1, 10, 10, 30, 20], [3, 0, 0, 10, 10]], float),
-              np.zeros((0, 5))]
+    labels = [
+        np.array([[1, 5, 5, 25, 30], [2, 30, 10, 55, 35]], float),
+        np.array([[1, 10, 10, 30, 20], [3, 0, 0, 10, 10]], float),
+        np.zeros((0, 5)),
+    ]
     neutral = [np.array([False, False]), np.array([False, True]), np.array([], bool)]
     dataset = _dataset(tmp_path, labels, neutral)
     scale = (30 / 40, 30 / 60)  # the evaluator resizes to 30 x 30; the stub answers in that frame
-    perfect = [_as_predictions(l, scale) for l in labels]
+    perfect = [_as_predictions(rows, scale) for rows in labels]
     evaluator = Evaluator(_StubModel(perfect), n_classes=4, data_generator=dataset, model_mode="inference")
     with pytest.warns(UserWarning, match=r"Classes \[3, 4\] have no ground truth"):
         mean_ap, aps = evaluator(30, 30, batch_size=2, return_average_precisions=True, verbose=False)
@@ -150,10 +162,13 @@ def test_evaluator_end_to_end(tmp_path):
     evaluator = Evaluator(_StubModel(worse), n_classes=4, data_generator=dataset, model_mode="inference")
     with pytest.warns(UserWarning, match="no ground truth"):
         mean_ap = evaluator(30, 30, batch_size=3, verbose=False, average_precision_mode="integrate")
-    # Class 1: TP (im0), then TP (im1, conf 0.9 ties: stable order), duplicate FP at 0.45 -> AP 1.0; class 2: no predictions -> 0.
+    # Class 1: TP (im0), then TP (im1, conf 0.9 ties: stable order), duplicate FP at 0.45 -> AP 1.0;
+    # class 2: no predictions -> 0.
     assert evaluator.average_precisions[2] == 0.0 and evaluator.average_precisions[1] == pytest.approx(1.0)
     assert mean_ap == pytest.approx(0.5)
-    evaluator.write_predictions_to_txt(classes=["bg", "a", "b", "c", "d"], out_file_prefix=str(tmp_path / "det_"), verbose=False)
+    evaluator.write_predictions_to_txt(
+        classes=["bg", "a", "b", "c", "d"], out_file_prefix=str(tmp_path / "det_"), verbose=False
+    )
     assert (tmp_path / "det_a.txt").read_text().splitlines()[0].startswith("im0 0.9 ")
 
 
@@ -179,28 +194,43 @@ def test_a_model_that_does_not_fit_model_mode_is_named(tmp_path):
     # Before, a decoding model evaluated as 'training' failed inside decode_detections on its
     # shape, and a raw model as 'inference' was read as detections: mAP 0 and no error.
     dataset = _dataset(tmp_path, [np.array([[1, 0, 0, 5, 5]], float)])
-    with pytest.raises(ValueError, match=r"this model gives detections already, of shape \(1, 10, 6\): use model_mode='inference'"):
+    with pytest.raises(
+        ValueError, match=r"this model gives detections already, of shape \(1, 10, 6\): use model_mode='inference'"
+    ):
         Evaluator(_StubModel([]), 2, dataset, model_mode="training")(30, 30, batch_size=1, verbose=False)
     for mode in ("inference", "inference_fast"):
-        with pytest.raises(ValueError, match=rf"model_mode='{mode}' expects detections .* this model gives shape \(1, 10, 15\): .*"
-                                             r"use model_mode='training'"):
+        with pytest.raises(
+            ValueError,
+            match=rf"model_mode='{mode}' expects detections .* this model gives shape \(1, 10, 15\): .*"
+            r"use model_mode='training'",
+        ):
             Evaluator(_RawModel(), 2, dataset, model_mode=mode)(30, 30, batch_size=1, verbose=False)
 
 
 def test_coco_json_scored_by_pycocotools(tmp_path):
     import json
 
-    from eval_utils.coco_utils import evaluate_coco, get_coco_category_maps, predict_all_to_json
+    from ssd_keras.evaluation.coco import evaluate_coco, get_coco_category_maps, predict_all_to_json
 
     labels = [np.array([[1, 5, 5, 25, 30], [2, 30, 10, 55, 35]], float), np.array([[2, 10, 12, 30, 20]], float)]
-    coco = {"images": [{"id": 11 + i, "file_name": f"{i}.png", "height": 40, "width": 60} for i in range(2)],
-            "categories": [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}],
-            "annotations": []}
+    coco = {
+        "images": [{"id": 11 + i, "file_name": f"{i}.png", "height": 40, "width": 60} for i in range(2)],
+        "categories": [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}],
+        "annotations": [],
+    }
     cats = {1: 4, 2: 9}
     for i, image_labels in enumerate(labels):
-        for k, (c, x0, y0, x1, y1) in enumerate(image_labels):
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": 11 + i, "category_id": cats[int(c)],
-                                        "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+        for c, x0, y0, x1, y1 in image_labels:
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": 11 + i,
+                    "category_id": cats[int(c)],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
     annotations = tmp_path / "instances.json"
     annotations.write_text(json.dumps(coco))
     cats_to_classes, classes_to_cats, _, names = get_coco_category_maps(str(annotations))
@@ -211,15 +241,28 @@ def test_coco_json_scored_by_pycocotools(tmp_path):
         dataset = _dataset(tmp_path, labels, size=size)
         dataset.image_ids = [11, 12]
         results_file = tmp_path / f"results_{mode}.json"
-        model = _StubModel([_as_predictions(l, (30 / size[0], 30 / size[1])) for l in labels])
-        results = predict_all_to_json(str(results_file), model, 30, 30, classes_to_cats, dataset, batch_size=2,
-                                      data_generator_mode=mode, model_mode="inference", verbose=False)
+        model = _StubModel([_as_predictions(rows, (30 / size[0], 30 / size[1])) for rows in labels])
+        results = predict_all_to_json(
+            str(results_file),
+            model,
+            30,
+            30,
+            classes_to_cats,
+            dataset,
+            batch_size=2,
+            data_generator_mode=mode,
+            model_mode="inference",
+            verbose=False,
+        )
         assert results[0] == {"image_id": 11, "category_id": 4, "score": 0.9, "bbox": [5.0, 5.0, 20.0, 25.0]}
         stats = evaluate_coco(str(annotations), str(results_file), verbose=False)
         assert stats["AP"] == pytest.approx(1.0) and stats["AP50"] == pytest.approx(1.0) and len(stats) == 12
         # A file without 'iscrowd' and 'area' (converted from another format): the same numbers
         # (pycocotools alone raised KeyError: 'iscrowd').
-        bare = dict(coco, annotations=[{k: v for k, v in a.items() if k not in ("iscrowd", "area")} for a in coco["annotations"]])
+        bare = dict(
+            coco,
+            annotations=[{k: v for k, v in a.items() if k not in ("iscrowd", "area")} for a in coco["annotations"]],
+        )
         (tmp_path / "bare.json").write_text(json.dumps(bare))
         assert evaluate_coco(str(tmp_path / "bare.json"), str(results_file), verbose=False) == stats
 
@@ -231,17 +274,30 @@ def test_coco_crowd_boxes_are_neutral_in_the_voc_evaluation(tmp_path):
     import cv2
 
     cv2.imwrite(str(tmp_path / "0.png"), np.zeros((40, 60, 3), np.uint8))
-    coco = {"images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}], "categories": [{"id": 1, "name": "person"}],
-            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "bbox": [5, 5, 20, 25], "iscrowd": 0},
-                            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [30, 10, 25, 25], "iscrowd": 1}]}
+    coco = {
+        "images": [{"id": 3, "file_name": "0.png", "height": 40, "width": 60}],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [
+            {"id": 1, "image_id": 3, "category_id": 1, "bbox": [5, 5, 20, 25], "iscrowd": 0},
+            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [30, 10, 25, 25], "iscrowd": 1},
+        ],
+    }
     (tmp_path / "instances.json").write_text(json.dumps(coco))
     scale = (30 / 40, 30 / 60)
-    person, crowd = _as_predictions([[1, 5, 5, 25, 30]], scale), _as_predictions([[1, 30, 10, 55, 35]], scale, confidence=0.95)
+    person, crowd = (
+        _as_predictions([[1, 5, 5, 25, 30]], scale),
+        _as_predictions([[1, 30, 10, 55, 35]], scale, confidence=0.95),
+    )
 
     def evaluate(detections, exclude_crowd=False):
         dataset = DataGenerator(verbose=False)
-        dataset.parse_json([str(tmp_path)], [str(tmp_path / "instances.json")], ground_truth_available=True, verbose=False,
-                           exclude_crowd=exclude_crowd)
+        dataset.parse_json(
+            [str(tmp_path)],
+            [str(tmp_path / "instances.json")],
+            ground_truth_available=True,
+            verbose=False,
+            exclude_crowd=exclude_crowd,
+        )
         evaluator = Evaluator(_StubModel([detections]), n_classes=1, data_generator=dataset, model_mode="inference")
         return evaluator(30, 30, batch_size=1, verbose=False), evaluator.num_gt_per_class.tolist(), dataset
 

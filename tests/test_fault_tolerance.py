@@ -4,8 +4,9 @@ with the uninterrupted run's weights, optimizer state and learning rate; a damag
 checkpoint, a NaN loss, a full disk, a folder that cannot be written and a batch worker
 that dies are each reported, and leave the last good checkpoint.
 
-Faults are planted with ``SSD_KERAS_FAULT`` (`ssd_keras_cli.faults`): the process kills
-itself with SIGKILL at the chosen point, as ``kill -9`` would."""
+Faults are planted from outside the package (``fault_injection/sitecustomize.py``, with
+``SSD_KERAS_FAULT``): the process kills itself with SIGKILL at the chosen point, as
+``kill -9`` would."""
 
 import glob
 import os
@@ -16,9 +17,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import fault_env
 
-import keras_layers  # noqa: F401  (registers the layers for loading the models written)
-from ssd_keras_cli.model_files import verify
+import ssd_keras.layers  # noqa: F401  (registers the layers for loading the models written)
+from ssd_keras.models.files import verify
 
 EPOCHS, STEPS_PER_EPOCH = 3, 4  # 14 images, batch 4: each epoch ends with a batch of 2
 KILLED = -9
@@ -26,9 +28,11 @@ KILLED = -9
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from data_generator.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
 
-    return make_shapes_dataset(str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=14, n_test=4, seed=1, verbose=False)
+    return make_shapes_dataset(
+        str(tmp_path_factory.mktemp("data") / "shapes"), n_trainval=14, n_test=4, seed=1, verbose=False
+    )
 
 
 def train(data, out, *extra, fault=None, timeout=600, backend="tensorflow", save_every=True):
@@ -36,14 +40,49 @@ def train(data, out, *extra, fault=None, timeout=600, backend="tensorflow", save
     script = os.path.join(os.path.dirname(sys.executable), "ssd-keras")
     if not os.path.exists(script):
         pytest.skip("the package is not installed in this environment (pip install -e .)")
-    argv = [script, "train", "--model", "ssd7", "--image-size", "64x64", "--batch-size", "4", "--optimizer", "sgd", "--lr", "0.01",
-            "--lr-schedule", "steps", "--lr-boundaries", "2", "--augment", "flip", "--epochs", str(EPOCHS), "--seed", "0",
-            *(["--save-every", "1"] if save_every else []), "--quiet", "--classes", ",".join(data["classes"][1:]), "--out", str(out), "--data-format", "voc",
-            "--images-dir", data["images_dir"], "--image-set", data["trainval"], "--annotations", data["annotations_dir"], *extra]
+    argv = [
+        script,
+        "train",
+        "--model",
+        "ssd7",
+        "--image-size",
+        "64x64",
+        "--batch-size",
+        "4",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--lr-schedule",
+        "steps",
+        "--lr-boundaries",
+        "2",
+        "--augment",
+        "flip",
+        "--epochs",
+        str(EPOCHS),
+        "--seed",
+        "0",
+        *(["--save-every", "1"] if save_every else []),
+        "--quiet",
+        "--classes",
+        ",".join(data["classes"][1:]),
+        "--out",
+        str(out),
+        "--data-format",
+        "voc",
+        "--images-dir",
+        data["images_dir"],
+        "--image-set",
+        data["trainval"],
+        "--annotations",
+        data["annotations_dir"],
+        *extra,
+    ]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("SSD_KERAS_FAULT", None)
     if fault:
-        env["SSD_KERAS_FAULT"] = fault
+        env.update(fault_env(fault))
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -52,8 +91,12 @@ def final_state(out):
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
     with open(os.path.join(out, "training_log.csv")) as f:
         log = [line.split(",") for line in f.read().split()]
-    return ([np.asarray(w) for w in model.get_weights()], [np.asarray(v) for v in model.optimizer.variables],
-            float(model.optimizer.learning_rate), log)
+    return (
+        [np.asarray(w) for w in model.get_weights()],
+        [np.asarray(v) for v in model.optimizer.variables],
+        float(model.optimizer.learning_rate),
+        log,
+    )
 
 
 def assert_same_run(out, reference):
@@ -77,7 +120,11 @@ def reference(data, tmp_path_factory):
     import fcntl
 
     shared = bool(os.environ.get("PYTEST_XDIST_WORKER"))
-    out = tmp_path_factory.getbasetemp().parent / "fault_tolerance_reference" if shared else tmp_path_factory.mktemp("reference")
+    out = (
+        tmp_path_factory.getbasetemp().parent / "fault_tolerance_reference"
+        if shared
+        else tmp_path_factory.mktemp("reference")
+    )
     with open(str(out) + ".lock", "w") if shared else contextlib.nullcontext() as lock:
         if shared:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
@@ -121,14 +168,18 @@ def test_kill_9_then_resume_under_jax_and_pytorch_gives_the_uninterrupted_run(da
 
 
 @pytest.mark.slow
-def test_sigterm_stops_after_the_batch_with_a_resume_point_and_resume_gives_the_uninterrupted_run(data, reference, tmp_path):
+def test_sigterm_stops_after_the_batch_with_a_resume_point_and_resume_gives_the_uninterrupted_run(
+    data, reference, tmp_path
+):
     # As a cluster preempts a job. Without --save-every the only resume point in the middle of
     # an epoch is the one the signal makes: step 6 is batch 2 of epoch 2.
     stopped = train(data, tmp_path, fault="terminate-at-step:6", save_every=False)
     assert stopped.returncode == 128 + 15, stopped.stderr[-3000:]
     point = tmp_path / "checkpoints" / "resume" / "step-00000006.keras"
     assert f"SIGTERM: training stopped; {point} goes on at epoch 2, batch 3 (--resume latest)" in stopped.stderr
-    assert sorted(os.listdir(tmp_path / "checkpoints" / "resume")) == [point.name] and not os.path.exists(tmp_path / "model.keras")
+    assert sorted(os.listdir(tmp_path / "checkpoints" / "resume")) == [point.name] and not os.path.exists(
+        tmp_path / "model.keras"
+    )
     _resume(data, tmp_path)
     assert_same_run(tmp_path, reference)
 
@@ -169,7 +220,10 @@ def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(data, reference, 
     newest.write_bytes(data_bytes[: len(data_bytes) // 2])  # truncated, as by a crash of the disk or a copy
     result = _resume(data, tmp_path)
     assert f"Skipping checkpoint {newest}" in result.stderr and "truncated or damaged" in result.stderr
-    assert "resuming from" in (tmp_path / "train.log").read_text() and "step-00000005.keras" in (tmp_path / "train.log").read_text()
+    assert (
+        "resuming from" in (tmp_path / "train.log").read_text()
+        and "step-00000005.keras" in (tmp_path / "train.log").read_text()
+    )
     assert_same_run(tmp_path, reference)
 
 
@@ -227,7 +281,9 @@ def test_an_output_folder_that_cannot_be_written_is_reported_and_nothing_changes
 
 @pytest.mark.slow
 def test_a_dying_batch_worker_stops_training_cleanly_and_resume_goes_on(data, reference, tmp_path):
-    result = train(data, tmp_path, "--processes", "--workers", "2", fault="kill-worker-at-step:5", timeout=300)  # no hang
+    result = train(
+        data, tmp_path, "--processes", "--workers", "2", fault="kill-worker-at-step:5", timeout=300
+    )  # no hang
     assert result.returncode == 1
     assert "Batch worker process" in result.stderr and "died" in result.stderr and "--resume latest" in result.stderr
     # Batches depend on their number only, not on the workers: the run ends as the reference.
@@ -258,7 +314,7 @@ def test_a_checkpoint_from_before_the_per_image_loss_resumes_with_its_batches_co
     # batch means) and their number; the batches before a mid-epoch checkpoint were full.
     import types
 
-    from ssd_keras_cli.recorder import TrainingRecorder
+    from ssd_keras.training.recorder import TrainingRecorder
 
     old = dict(epoch=1, batch=2, global_step=6, steps_per_epoch=4, loss_sum=2 * 13.0, loss_count=2)
     recorder = TrainingRecorder(str(tmp_path), 4, dataset=types.SimpleNamespace(batch_size=4, epoch=0), state=old)
@@ -274,7 +330,7 @@ def test_the_files_named_for_a_bad_batch_follow_the_rows_when_images_were_droppe
     # of two data set batches, and the files of both are named.
     import types
 
-    from ssd_keras_cli.recorder import TrainingRecorder
+    from ssd_keras.training.recorder import TrainingRecorder
 
     class Batches:  # the keras_dataset interface batch_files reads; pass order: item i at position i
         batch_size, epoch_length = 4, 3
@@ -299,7 +355,7 @@ def test_a_json_result_that_fails_halfway_leaves_the_earlier_file(tmp_path):
     # writes as it goes, so a plain open() would leave half of the new file.
     import json
 
-    from misc_utils.file_utils import write_json
+    from ssd_keras.utils.files import write_json
 
     path = tmp_path / "metrics.json"
     write_json(str(path), {"mAP": 0.5}, indent=2)

@@ -9,12 +9,12 @@ import h5py  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import write_keras2_weights  # noqa: E402
-from models.keras_ssd7 import build_model  # noqa: E402
-from models.keras_ssd300 import ssd_300  # noqa: E402
-from models.legacy_weights import load_weights_by_name, read_legacy_h5  # noqa: E402
-from models.vgg16_reduced import save_vgg16_fc_reduced, vgg16_fc_reduced_weights  # noqa: E402
+
+from ssd_keras.models.legacy_weights import load_weights_by_name, read_legacy_h5  # noqa: E402
+from ssd_keras.models.ssd7 import build_model  # noqa: E402
+from ssd_keras.models.ssd300 import ssd_300  # noqa: E402
+from ssd_keras.models.vgg16_reduced import save_vgg16_fc_reduced, vgg16_fc_reduced_weights  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
@@ -46,7 +46,9 @@ def test_keras2_file_loads_by_name_and_reproduces_outputs(tmp_path):
     other = _ssd7(mode="inference")  # weights load into any mode
     report = load_weights_by_name(other, path)
     assert report.complete and len(report.loaded) == 7 * 2 + 4 * 2  # 7 x (conv, bn), 4 x (classes, boxes)
-    np.testing.assert_array_equal(other.get_layer("bn3").moving_variance.numpy(), source.get_layer("bn3").moving_variance.numpy())
+    np.testing.assert_array_equal(
+        other.get_layer("bn3").moving_variance.numpy(), source.get_layer("bn3").moving_variance.numpy()
+    )
 
 
 def test_weights_of_a_whole_keras2_model_file_load_by_name(tmp_path):
@@ -63,7 +65,9 @@ def test_weights_of_a_whole_keras2_model_file_load_by_name(tmp_path):
     np.testing.assert_array_equal(target.predict(x, verbose=0), source.predict(x, verbose=0))
     other = _ssd7(mode="inference")
     assert load_weights_by_name(other, path).complete
-    np.testing.assert_array_equal(other.get_layer("classes5").kernel.numpy(), source.get_layer("classes5").kernel.numpy())
+    np.testing.assert_array_equal(
+        other.get_layer("classes5").kernel.numpy(), source.get_layer("classes5").kernel.numpy()
+    )
 
 
 def test_ssd300_keras2_file_with_l2_normalization_gamma(tmp_path):
@@ -85,7 +89,10 @@ def test_mismatch_report(tmp_path):
     write_keras2_weights(path, source, skip=("conv2",), extra={"conv_extra": [np.zeros((3, 3, 3, 8))]})
     target = _ssd7(n_classes=5)  # classes4..7 have 6 instead of 4 classes
     before = target.get_layer("conv1").kernel.numpy().copy()
-    with pytest.raises(ValueError, match=r"do not fit 4 layer\(s\)[\s\S]*classes4: .*kernel:0: file \(3, 3, 64, 16\) vs model \(3, 3, 64, 24\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"do not fit 4 layer\(s\)[\s\S]*classes4: .*kernel:0: file \(3, 3, 64, 16\) vs model \(3, 3, 64, 24\)",
+    ):
         load_weights_by_name(target, path)
     np.testing.assert_array_equal(target.get_layer("conv1").kernel.numpy(), before)  # nothing loaded
     report = load_weights_by_name(target, path, skip_mismatch=True)
@@ -144,6 +151,10 @@ def test_vgg16_file_starts_ssd300_training(random_vgg16, tmp_path):
     report = load_weights_by_name(model, path)
     assert len(report.loaded) == 15 and not report.file_only and not report.mismatches
     assert "conv4_3_norm" in report.model_only and "fc7_mbox_conf" in report.model_only
-    np.testing.assert_array_equal(model.get_layer("conv5_3").kernel.numpy(), random_vgg16.get_layer("block5_conv3").kernel.numpy())
+    np.testing.assert_array_equal(
+        model.get_layer("conv5_3").kernel.numpy(), random_vgg16.get_layer("block5_conv3").kernel.numpy()
+    )
     model.load_weights(path, by_name=True)  # the Keras call reads the same file
-    np.testing.assert_array_equal(model.get_layer("fc6").kernel.numpy(), vgg16_fc_reduced_weights(random_vgg16)["fc6"][0])
+    np.testing.assert_array_equal(
+        model.get_layer("fc6").kernel.numpy(), vgg16_fc_reduced_weights(random_vgg16)["fc6"][0]
+    )

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from misc_utils.backend_utils import filter_log_lines, filtered_stderr, tensorflow_log_level
+
+from ssd_keras.utils.backend import filter_log_lines, filtered_stderr, tensorflow_log_level
 
 NOTICE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
 INFO = b"I0000 00:00:1796235954.363712    2127 port.cc:153] oneDNN custom operations are on.\n"
@@ -17,18 +17,23 @@ FATAL = b"F1202 18:22:59.000001      17 op_kernel.cc:12] Check failed: x\n"
 PLAIN = b"Epoch 1/2: loss I0000\n"
 
 
-@pytest.mark.parametrize("level, kept", [
-    (0, NOTICE + INFO + WARNING + ERROR + FATAL + PLAIN),
-    (1, WARNING + ERROR + FATAL + PLAIN),
-    (2, ERROR + FATAL + PLAIN),
-    (3, FATAL + PLAIN),
-])
+@pytest.mark.parametrize(
+    "level, kept",
+    [
+        (0, NOTICE + INFO + WARNING + ERROR + FATAL + PLAIN),
+        (1, WARNING + ERROR + FATAL + PLAIN),
+        (2, ERROR + FATAL + PLAIN),
+        (3, FATAL + PLAIN),
+    ],
+)
 def test_filter_keeps_what_the_level_lets_through(level, kept):
     assert filter_log_lines(NOTICE + INFO + WARNING + ERROR + FATAL + PLAIN, level) == kept
 
 
 def test_filter_keeps_lines_that_only_look_alike():
-    text = b"  I0000 00:00:1.0 1 a.cc:1] indented\nI0000 no location here\nWARNING: something else\nno newline at the end"
+    text = (
+        b"  I0000 00:00:1.0 1 a.cc:1] indented\nI0000 no location here\nWARNING: something else\nno newline at the end"
+    )
     assert filter_log_lines(text, 3) == text
 
 
@@ -53,12 +58,12 @@ _IMPORT_AND_PREDICT = """
 import importlib.util
 import sys
 import numpy as np
-from misc_utils.backend_utils import hide_tensorflow_start_up_lines
+from ssd_keras.utils.backend import hide_tensorflow_start_up_lines
 hide_tensorflow_start_up_lines()
 assert importlib.util.find_spec("tensorflow")  # asked before importing it, as torch._dynamo does
 import tensorflow as tf
 import keras
-from models.keras_ssd7 import build_model
+from ssd_keras.models.ssd7 import build_model
 print("loader", type(tf.__spec__.loader).__name__, type(tf.__loader__).__name__, file=sys.stderr)
 for mode in ("inference", "inference_fast"):
     model = build_model((64, 64, 3), 2, mode=mode, scales=[0.2, 0.4, 0.6, 0.8, 0.95], confidence_thresh=0.01)
@@ -95,9 +100,14 @@ def test_tensorflow_starts_and_decodes_quietly_at_level_2(tensorflow_talks):
 
 def test_filtered_stderr_passes_lines_on_before_a_crash(tmp_path):
     # A line written before the process dies (here: os.abort in the block) is not lost.
-    script = ("import os, sys, time\nfrom misc_utils.backend_utils import filtered_stderr\nwith filtered_stderr(2):\n"
-              "    os.write(2, b'I0000 00:00:1.0 1 a.cc:1] hidden\\nseen before the crash\\n')\n    time.sleep(1)\n    os.abort()\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    script = (
+        "import os, sys, time\nfrom ssd_keras.utils.backend import filtered_stderr\nwith filtered_stderr(2):\n"
+        "    os.write(2, b'I0000 00:00:1.0 1 a.cc:1] hidden\\nseen before the crash\\n')\n    time.sleep(1)\n    "
+        "os.abort()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60
+    )
     assert result.returncode != 0
     assert result.stderr == b"seen before the crash\n"
 
@@ -105,10 +115,15 @@ def test_filtered_stderr_passes_lines_on_before_a_crash(tmp_path):
 def test_filtered_stderr_lets_a_process_started_in_it_outlive_it():
     # The child keeps the pipe's write end: the block still ends (after at most 2 s) and the
     # child's later line still arrives.
-    script = ("import os, subprocess, sys, time\nfrom misc_utils.backend_utils import filtered_stderr\nstart = time.time()\n"
-              "with filtered_stderr(2):\n"
-              "    child = subprocess.Popen([sys.executable, '-c', 'import os, time; time.sleep(4); os.write(2, b\"child\\\\n\")'])\n"
-              "print(f'block ended after {time.time() - start:.0f} s', file=sys.stderr, flush=True)\nchild.wait()\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    script = (
+        "import os, subprocess, sys, time\nfrom ssd_keras.utils.backend import filtered_stderr\nstart = time.time()\n"
+        "with filtered_stderr(2):\n"
+        "    child = subprocess.Popen([sys.executable, '-c', 'import os, time; time.sleep(4); os.write(2, "
+        'b"child\\\\n")\'])\n'
+        "print(f'block ended after {time.time() - start:.0f} s', file=sys.stderr, flush=True)\nchild.wait()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr in (b"block ended after 2 s\nchild\n", b"block ended after 3 s\nchild\n")

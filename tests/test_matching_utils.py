@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
 from reference import bipartite_greedy
-from ssd_encoder_decoder.matching_utils import match_bipartite_greedy, match_bipartite_greedy_batch, match_multi
+
+from ssd_keras.boxes.matching import match_bipartite_greedy, match_bipartite_greedy_batch, match_multi
 
 
 def test_bipartite_by_hand():

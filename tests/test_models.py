@@ -9,16 +9,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import DEFAULT_MODELS, SSD300_VOC  # noqa: E402
 from golden.regenerate import layer_list  # noqa: E402
-from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
-from keras_layers.keras_layer_InputPreprocessing import InputChannelSwap, InputMeanNormalization, InputStddevNormalization  # noqa: E402
-from models.keras_ssd7 import build_model  # noqa: E402
-from models.keras_ssd300 import ssd_300  # noqa: E402
-from models import presets  # noqa: E402
-from models.keras_ssd512 import ssd_512  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
+
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.layers.anchor_boxes import AnchorBoxes  # noqa: E402
+from ssd_keras.layers.preprocessing import InputChannelSwap, InputMeanNormalization, InputStddevNormalization  # noqa: E402
+from ssd_keras.models import presets  # noqa: E402
+from ssd_keras.models.ssd7 import build_model  # noqa: E402
+from ssd_keras.models.ssd300 import ssd_300  # noqa: E402
+from ssd_keras.models.ssd512 import ssd_512  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
@@ -55,7 +55,10 @@ def test_golden_lists_hold_the_published_shapes():
     assert shapes["conv6_2"] == [[3, 3, 256, 512], [512]] and shapes["conv9_2"] == [[3, 3, 128, 256], [256]]
     with open(os.path.join(GOLDEN, "ssd512_voc.json")) as f:
         shapes512 = dict((name, shapes) for name, shapes in json.load(f))
-    assert shapes512["conv10_2"] == [[4, 4, 128, 256], [256]] and shapes512["conv10_2_mbox_conf"] == [[3, 3, 256, 84], [84]]
+    assert shapes512["conv10_2"] == [[4, 4, 128, 256], [256]] and shapes512["conv10_2_mbox_conf"] == [
+        [3, 3, 256, 84],
+        [84],
+    ]
     with open(os.path.join(GOLDEN, "ssd7_udacity.json")) as f:
         shapes7 = dict((name, shapes) for name, shapes in json.load(f))
     assert shapes7["conv1"] == [[5, 5, 3, 32], [32]] and shapes7["bn1"] == [[32]] * 4
@@ -73,7 +76,11 @@ def test_golden_lists_hold_the_published_shapes():
 def test_output_sizes(name, anchors, sizes, default_models):
     model = default_models[name]
     assert tuple(model.output.shape) == (None, anchors, 21 + 12 if name != "ssd7_udacity" else 6 + 12)
-    confs = [layer for layer in model.layers if layer.name.endswith("_mbox_conf") or layer.name.startswith("classes") and layer.name[7:].isdigit()]
+    confs = [
+        layer
+        for layer in model.layers
+        if layer.name.endswith("_mbox_conf") or layer.name.startswith("classes") and layer.name[7:].isdigit()
+    ]
     assert [tuple(layer.output.shape[1:3]) for layer in confs] == sizes
 
 
@@ -101,9 +108,20 @@ def test_return_predictor_sizes():
 
 
 def test_preprocessing_layers_by_hand():
-    model = build_model((64, 64, 3), 1, scales=[0.1, 0.3, 0.5, 0.7, 0.9], subtract_mean=[10, 20, 30], divide_by_stddev=2.0, swap_channels=[2, 1, 0])
+    model = build_model(
+        (64, 64, 3),
+        1,
+        scales=[0.1, 0.3, 0.5, 0.7, 0.9],
+        subtract_mean=[10, 20, 30],
+        divide_by_stddev=2.0,
+        swap_channels=[2, 1, 0],
+    )
     assert [layer.name for layer in model.layers[1:5]] == [
-        "identity_layer", "input_mean_normalization", "input_stddev_normalization", "input_channel_swap"]
+        "identity_layer",
+        "input_mean_normalization",
+        "input_stddev_normalization",
+        "input_channel_swap",
+    ]
     probe = keras.Model(model.input, model.get_layer("input_channel_swap").output)
     x = np.full((1, 64, 64, 3), [12.0, 24.0, 36.0], np.float32)
     # (12 - 10, 24 - 20, 36 - 30) / 2 = (1, 2, 3), then reversed.
@@ -112,7 +130,9 @@ def test_preprocessing_layers_by_hand():
 
 def test_channel_swap_handles_any_number_of_channels():
     x = np.arange(5, dtype=np.float32).reshape(1, 1, 1, 5)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(InputChannelSwap([4, 0, 3, 1, 2])(x)), [[[[4, 0, 3, 1, 2]]]])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(InputChannelSwap([4, 0, 3, 1, 2])(x)), [[[[4, 0, 3, 1, 2]]]]
+    )
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(InputChannelSwap([1, 0])(x[..., :2])), [[[[1, 0]]]])
     with pytest.raises(ValueError, match="names a channel the input does not have"):
         InputChannelSwap([3, 2, 1, 0])(x[..., :3])
@@ -131,7 +151,10 @@ def test_channel_swap_handles_any_number_of_channels():
         (dict(aspect_ratios_per_layer=[[1.0]] * 5), "Expected `aspect_ratios_per_layer` to hold 6 lists"),
         (dict(variances=[0.1, 0.1, 0.2]), "Expected 4 variance values"),
         (dict(variances=[0.1, 0.1, 0.2, 0.0]), "Expected all variances to be > 0"),
-        (dict(steps=[8, 16, 32]), "Expected `steps` to be None, a number, or a list with one entry per predictor layer"),
+        (
+            dict(steps=[8, 16, 32]),
+            "Expected `steps` to be None, a number, or a list with one entry per predictor layer",
+        ),
         (dict(offsets=[0.5] * 5), "Expected `offsets` to be None"),
         (dict(mode="train"), "Expected `mode` to be one of"),
         (dict(coords="xywh"), "Expected `coords` to be one of"),
@@ -146,13 +169,22 @@ def test_builder_errors(kwargs, message):
         ssd_300(**args)
 
 
-@pytest.mark.parametrize("builder, name, smallest, scales", [
-    (ssd_300, "SSD300", 257, SSD300_SCALES), (ssd_512, "SSD512", 257, SSD512_SCALES), (build_model, "SSD7", 64, [0.2, 0.4, 0.6, 0.8, 0.95])])
+@pytest.mark.parametrize(
+    "builder, name, smallest, scales",
+    [
+        (ssd_300, "SSD300", 257, SSD300_SCALES),
+        (ssd_512, "SSD512", 257, SSD512_SCALES),
+        (build_model, "SSD7", 64, [0.2, 0.4, 0.6, 0.8, 0.95]),
+    ],
+)
 def test_an_image_too_small_for_the_model_is_named_and_the_smallest_builds(builder, name, smallest, scales):
     # Keras failed deep inside ("MaxPooling2D ... zero or negative output size").
     for size in [(smallest - 1, smallest, 3), (smallest, smallest - 1, 3)]:
-        with pytest.raises(ValueError, match=rf"{name} needs an `image_size` of at least {smallest}x{smallest} .* "
-                                             rf"Received: image_size=\({size[0]}, {size[1]}, 3\)"):
+        with pytest.raises(
+            ValueError,
+            match=rf"{name} needs an `image_size` of at least {smallest}x{smallest} .* "
+            rf"Received: image_size=\({size[0]}, {size[1]}, 3\)",
+        ):
             builder(size, n_classes=2, scales=scales)
     model = builder((smallest, smallest, 3), n_classes=2, scales=scales)
     assert model.output.shape[1] > 0
@@ -173,13 +205,21 @@ MODES = ["training", "inference", "inference_fast"]
 
 # Near-mean inputs keep a randomly initialised network's offsets small enough to decode.
 # SSD512 holds no layer type that SSD300 lacks: one of its modes is enough.
-@pytest.mark.parametrize("builder, size, scales, mode", [
-    *(pytest.param(ssd_300, 300, SSD300_SCALES, mode, id=f"ssd300-{mode}", marks=pytest.mark.slow) for mode in MODES),
-    pytest.param(ssd_512, 512, SSD512_SCALES, "inference", id="ssd512-inference", marks=pytest.mark.slow),
-    *(pytest.param(build_model, 64, [0.2, 0.4, 0.6, 0.8, 0.95], mode, id=f"ssd7-{mode}") for mode in MODES),
-])
+@pytest.mark.parametrize(
+    "builder, size, scales, mode",
+    [
+        *(
+            pytest.param(ssd_300, 300, SSD300_SCALES, mode, id=f"ssd300-{mode}", marks=pytest.mark.slow)
+            for mode in MODES
+        ),
+        pytest.param(ssd_512, 512, SSD512_SCALES, "inference", id="ssd512-inference", marks=pytest.mark.slow),
+        *(pytest.param(build_model, 64, [0.2, 0.4, 0.6, 0.8, 0.95], mode, id=f"ssd7-{mode}") for mode in MODES),
+    ],
+)
 def test_keras_round_trip_in_every_mode(builder, size, scales, mode, tmp_path):
-    model = builder((size, size, 3), 2, mode=mode, scales=scales, confidence_thresh=0.3, top_k=20, normalize_coords=True)
+    model = builder(
+        (size, size, 3), 2, mode=mode, scales=scales, confidence_thresh=0.3, top_k=20, normalize_coords=True
+    )
     x = np.random.default_rng(0).uniform(115, 125, (1, size, size, 3)).astype(np.float32)
     out = _round_trip(model, x, tmp_path)
     if mode != "training":

@@ -2,7 +2,7 @@
 
 import io
 
-from ssd_keras_cli.progress import EpochProgress, _duration
+from ssd_keras.training.progress import EpochProgress, _duration
 
 
 def test_the_training_bar_counts_training_steps_only_so_its_rate_is_the_steps():
@@ -48,4 +48,11 @@ def test_the_time_left_is_the_mean_epoch_times_the_epochs_left():
 
 def test_durations_read_as_people_write_them():
     assert [_duration(s) for s in (0, 59.4, 59.6, 61, 3599, 3600, 3725)] == [
-        "0 s", "59 s", "1 min 00 s", "1 min 01 s", "59 min 59 s", "1 h 00 min", "1 h 02 min"]
+        "0 s",
+        "59 s",
+        "1 min 00 s",
+        "1 min 01 s",
+        "59 min 59 s",
+        "1 h 00 min",
+        "1 h 02 min",
+    ]

@@ -9,11 +9,11 @@ import sys
 import keras
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from keras_loss_function.keras_ssd_loss import SSDLoss
-from models.keras_ssd7 import build_model
-from models.keras_ssd300 import ssd_300
+
+from ssd_keras.losses.ssd_loss import SSDLoss
+from ssd_keras.models.ssd7 import build_model
+from ssd_keras.models.ssd300 import ssd_300
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILDERS = {
@@ -54,8 +54,17 @@ def test_ssd300_and_ssd7_in_every_mode_reload_in_a_new_process(saved_models):
     # a new process, on the files saved once above.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     ways = ("custom_objects", "import")
-    processes = [subprocess.Popen([sys.executable, os.path.join(HERE, "_reload_check.py"), way, saved_models], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env, cwd=HERE) for way in ways]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "_reload_check.py"), way, saved_models],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=HERE,
+        )
+        for way in ways
+    ]
     for way, process in zip(ways, processes):
         stdout, stderr = process.communicate(timeout=900)
         assert process.returncode == 0, (way, stderr[-3000:])

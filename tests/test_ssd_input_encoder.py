@@ -2,14 +2,17 @@ import pickle
 
 import numpy as np
 import pytest
-
 from conftest import SSD300_VOC, random_labels
 from reference import encode_image
-from ssd_encoder_decoder.box_coding import decode_boxes
-from ssd_encoder_decoder.layout import ANCHORS, CLASSES, OFFSETS, VARIANCES
-from ssd_encoder_decoder.ssd_input_encoder import DegenerateBoxError, SSDInputEncoder
 
-SMALL = dict(img_height=60, img_width=80, n_classes=3, predictor_sizes=[(6, 8), (3, 4), (1, 2)], scales=[0.15, 0.4, 0.7, 0.95])
+from ssd_keras.boxes.coding import decode_boxes
+from ssd_keras.boxes.layout import ANCHORS, CLASSES, OFFSETS, VARIANCES
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.errors import DegenerateBoxError
+
+SMALL = dict(
+    img_height=60, img_width=80, n_classes=3, predictor_sizes=[(6, 8), (3, 4), (1, 2)], scales=[0.15, 0.4, 0.7, 0.95]
+)
 
 
 def test_ssd300_example_from_the_spec():
@@ -69,13 +72,25 @@ def test_vectorized_encoder_equals_loop_reference(config, rng):
     labels.append(np.vstack([labels[0], labels[0][:1]]) if len(labels[0]) else labels[1])  # duplicate box
     if config.get("background_id") == 2:
         # Class 2 is the background here: relabel those boxes as class 3.
-        labels = [np.column_stack([np.where(lab[:, 0] == 2, 3, lab[:, 0]), lab[:, 1:]]).reshape(-1, 5) for lab in labels]
+        labels = [
+            np.column_stack([np.where(lab[:, 0] == 2, 3, lab[:, 0]), lab[:, 1:]]).reshape(-1, 5) for lab in labels
+        ]
     y, y_matched = encoder(labels, diagnostics=True)
     for i, image_labels in enumerate(labels):
         expected = encode_image(
-            image_labels, encoder._anchors, encoder.n_classes, encoder.coords, encoder.normalize_coords,
-            60, 80, encoder.variances, encoder.matching_type, encoder.pos_iou_threshold,
-            encoder.neg_iou_limit, encoder.border_pixels, encoder.background_id,
+            image_labels,
+            encoder._anchors,
+            encoder.n_classes,
+            encoder.coords,
+            encoder.normalize_coords,
+            60,
+            80,
+            encoder.variances,
+            encoder.matching_type,
+            encoder.pos_iou_threshold,
+            encoder.neg_iou_limit,
+            encoder.border_pixels,
+            encoder.background_id,
         )
         np.testing.assert_array_equal(y[i, :, :-12], expected[:, :-12])
         np.testing.assert_allclose(y[i, :, -12:], expected[:, -12:], rtol=1e-5, atol=1e-5)
@@ -88,7 +103,20 @@ def test_encoder_equals_reference_on_ssd300(rng):
     labels = random_labels(rng, 3, 20, 300, 300, max_boxes=5, min_boxes=1)
     y = encoder(labels)
     for i, image_labels in enumerate(labels):
-        expected = encode_image(image_labels, encoder._anchors, 21, "centroids", True, 300, 300, encoder.variances, "multi", 0.5, 0.3, "half")
+        expected = encode_image(
+            image_labels,
+            encoder._anchors,
+            21,
+            "centroids",
+            True,
+            300,
+            300,
+            encoder.variances,
+            "multi",
+            0.5,
+            0.3,
+            "half",
+        )
         np.testing.assert_array_equal(y[i, :, :-12], expected[:, :-12])
         np.testing.assert_allclose(y[i, :, -12:], expected[:, -12:], rtol=1e-5, atol=1e-5)
 
@@ -143,7 +171,9 @@ def test_members_and_anchor_generation():
     encoder = SSDInputEncoder(**SSD300_VOC)
     assert encoder.n_classes == 21 and encoder.n_boxes == [4, 6, 6, 6, 4, 4] and encoder.n_boxes_total == 8732
     assert SSDInputEncoder(**SMALL).n_boxes == 4  # global aspect ratios: one number, as in the original
-    boxes, centers, wh, steps, offsets = encoder.generate_anchor_boxes_for_layer((38, 38), encoder.aspect_ratios[0], 0.1, 0.2, 8, 0.5, diagnostics=True)
+    boxes, centers, wh, steps, offsets = encoder.generate_anchor_boxes_for_layer(
+        (38, 38), encoder.aspect_ratios[0], 0.1, 0.2, 8, 0.5, diagnostics=True
+    )
     np.testing.assert_allclose(boxes, encoder.boxes_list[0])
     assert steps == (8.0, 8.0) and offsets == (0.5, 0.5) and wh.shape == (4, 2)
     np.testing.assert_allclose(centers[0][:2], [4, 12])

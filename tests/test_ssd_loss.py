@@ -9,16 +9,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import compiled, random_labels  # noqa: E402
-from keras_layers.keras_layer_AnchorBoxes import AnchorBoxes  # noqa: E402
-from keras_layers.keras_layer_DecodeDetections import DecodeDetections  # noqa: E402
-from keras_layers.keras_layer_L2Normalization import L2Normalization  # noqa: E402
-from keras_loss_function.keras_ssd_loss import SSDLoss  # noqa: E402
-from models.keras_ssd7 import build_model  # noqa: E402
 from reference import ssd_loss_total  # noqa: E402
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder  # noqa: E402
-from ssd_encoder_decoder.layout import OFFSETS  # noqa: E402
+
+from ssd_keras.boxes.layout import OFFSETS  # noqa: E402
+from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
+from ssd_keras.layers.anchor_boxes import AnchorBoxes  # noqa: E402
+from ssd_keras.layers.decode_detections import DecodeDetections  # noqa: E402
+from ssd_keras.layers.l2_normalization import L2Normalization  # noqa: E402
+from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
+from ssd_keras.models.ssd7 import build_model  # noqa: E402
 
 pytestmark = pytest.mark.backends  # run under TensorFlow, JAX and PyTorch
 
@@ -27,7 +27,10 @@ N_CLASSES = 2  # background + 1
 
 def _rows(*anchors):
     """Packed rows from (class vector, offsets) pairs; anchors and variances do not matter."""
-    return np.array([list(classes) + list(offsets) + [0.5, 0.5, 0.2, 0.2] + [0.1, 0.1, 0.2, 0.2] for classes, offsets in anchors], np.float32)
+    return np.array(
+        [list(classes) + list(offsets) + [0.5, 0.5, 0.2, 0.2] + [0.1, 0.1, 0.2, 0.2] for classes, offsets in anchors],
+        np.float32,
+    )
 
 
 def _loss(loss, y_true, y_pred):
@@ -49,10 +52,12 @@ def _two_images():
     y_true = np.stack([_rows(([0, 1], [0, 0, 0, 0]), neg, neg, neg), _rows(neg, neg, neg, ([0, 0], [0, 0, 0, 0]))])
     # Image 0: positive at p=0.5 (ln 2), negatives with losses -ln 0.9, 0 (p=1: not a candidate), -ln 0.95.
     # Image 1: negatives -ln 0.5, -ln 0.6, -ln 0.99; the last anchor is neutral (all-zero class vector).
-    y_pred = np.stack([
-        _rows(([0.5, 0.5], [0, 0, 0, 0]), ([0.9, 0.1], [0] * 4), ([1.0, 0.0], [0] * 4), ([0.95, 0.05], [0] * 4)),
-        _rows(([0.5, 0.5], [0] * 4), ([0.6, 0.4], [0] * 4), ([0.99, 0.01], [0] * 4), ([0.01, 0.99], [9] * 4)),
-    ])
+    y_pred = np.stack(
+        [
+            _rows(([0.5, 0.5], [0, 0, 0, 0]), ([0.9, 0.1], [0] * 4), ([1.0, 0.0], [0] * 4), ([0.95, 0.05], [0] * 4)),
+            _rows(([0.5, 0.5], [0] * 4), ([0.6, 0.4], [0] * 4), ([0.99, 0.01], [0] * 4), ([0.01, 0.99], [9] * 4)),
+        ]
+    )
     return y_true, y_pred
 
 
@@ -123,26 +128,42 @@ def test_targets_for_other_anchors_or_classes_are_named():
     # Before: "Dimensions must be equal, but are 760 and 340 for '{{node compile_loss/...Mul}}'".
     loss = SSDLoss()
     y_pred = np.zeros((2, 340, 16), np.float32)
-    with pytest.raises(ValueError, match=r"the targets have 760 boxes \(anchors\) but the model predicts 340 .*"
-                                         r"SSDInputEncoder.from_model\(model\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"the targets have 760 boxes \(anchors\) but the model predicts 340 .*"
+        r"SSDInputEncoder.from_model\(model\)",
+    ):
         loss.compute_loss(np.zeros((2, 760, 16), np.float32), y_pred)
-    with pytest.raises(ValueError, match=r"the targets have 18 channels \(n_classes \+ 1 \+ 12\) but the model predicts 16"):
+    with pytest.raises(
+        ValueError, match=r"the targets have 18 channels \(n_classes \+ 1 \+ 12\) but the model predicts 16"
+    ):
         loss.compute_loss(np.zeros((2, 340, 18), np.float32), y_pred)
-    with pytest.raises(ValueError, match=r"expects y_true and y_pred of shape \(batch, n_boxes, n_classes \+ 1 \+ 12\)"):
+    with pytest.raises(
+        ValueError, match=r"expects y_true and y_pred of shape \(batch, n_boxes, n_classes \+ 1 \+ 12\)"
+    ):
         loss.compute_loss(np.zeros((340, 16), np.float32), y_pred)
 
 
 def _ssd7_batch(seed=0):
     keras.utils.set_random_seed(seed)
-    model, sizes = build_model((64, 64, 3), 2, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True,
-                               subtract_mean=127.5, divide_by_stddev=127.5, return_predictor_sizes=True)
+    model, sizes = build_model(
+        (64, 64, 3),
+        2,
+        scales=[0.2, 0.4, 0.6, 0.8, 0.95],
+        normalize_coords=True,
+        subtract_mean=127.5,
+        divide_by_stddev=127.5,
+        return_predictor_sizes=True,
+    )
     rng = np.random.default_rng(seed)
     labels = random_labels(rng, 4, 2, 64, 64, max_boxes=3, min_boxes=1)
     images = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
     for image, boxes in zip(images, labels):  # draw the objects, class 1 bright, class 2 dark
         for c, xmin, ymin, xmax, ymax in boxes:
-            image[int(ymin):int(ymax), int(xmin):int(xmax)] = 255.0 if c == 1 else 0.0
-    encoder = SSDInputEncoder(64, 64, 2, sizes, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True, variances=[1.0] * 4)
+            image[int(ymin) : int(ymax), int(xmin) : int(xmax)] = 255.0 if c == 1 else 0.0
+    encoder = SSDInputEncoder(
+        64, 64, 2, sizes, scales=[0.2, 0.4, 0.6, 0.8, 0.95], normalize_coords=True, variances=[1.0] * 4
+    )
     return model, images, encoder(labels)
 
 
@@ -166,14 +187,21 @@ def test_saved_model_reloads_with_the_original_custom_objects(tmp_path):
     model.fit(images, y_true, batch_size=4, epochs=1, verbose=0)
     path = str(tmp_path / "ssd7.keras")
     model.save(path)
-    custom_objects = {"AnchorBoxes": AnchorBoxes, "L2Normalization": L2Normalization,
-                      "DecodeDetections": DecodeDetections, "compute_loss": ssd_loss.compute_loss}  # the notebooks' dict
+    custom_objects = {
+        "AnchorBoxes": AnchorBoxes,
+        "L2Normalization": L2Normalization,
+        "DecodeDetections": DecodeDetections,
+        "compute_loss": ssd_loss.compute_loss,
+    }  # the notebooks' dict
     reloaded = keras.saving.load_model(path, custom_objects=custom_objects)
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
-    assert reloaded.evaluate(images, y_true, verbose=0) == pytest.approx(model.evaluate(images, y_true, verbose=0), rel=1e-5)
+    assert reloaded.evaluate(images, y_true, verbose=0) == pytest.approx(
+        model.evaluate(images, y_true, verbose=0), rel=1e-5
+    )
     reloaded.fit(images, y_true, batch_size=4, epochs=1, verbose=0)  # training goes on
     # Without custom objects too (the original failed with "Unknown loss function"),
     # and with the loss's own arguments.
     plain = keras.saving.load_model(path)
     assert plain.evaluate(images, y_true, verbose=0) == pytest.approx(
-        ssd_loss_total(y_true, plain.predict(images, verbose=0), neg_pos_ratio=2, alpha=0.5), rel=1e-4)
+        ssd_loss_total(y_true, plain.predict(images, verbose=0), neg_pos_ratio=2, alpha=0.5), rel=1e-4
+    )

@@ -1,12 +1,13 @@
 import numpy as np
 import pytest
-
 from conftest import SSD300_VOC
-from reference import decode_image, greedy_nms as reference_nms
-from ssd_encoder_decoder.layout import OFFSETS, VARIANCES
-from ssd_encoder_decoder import ssd_output_decoder
-from ssd_encoder_decoder.ssd_input_encoder import SSDInputEncoder
-from ssd_encoder_decoder.ssd_output_decoder import (
+from reference import decode_image
+from reference import greedy_nms as reference_nms
+
+from ssd_keras.boxes.layout import OFFSETS, VARIANCES
+from ssd_keras.encoding import output_decoder as ssd_output_decoder
+from ssd_keras.encoding.input_encoder import SSDInputEncoder
+from ssd_keras.encoding.output_decoder import (
     _greedy_nms,
     _greedy_nms2,
     decode_detections,
@@ -17,7 +18,9 @@ from ssd_encoder_decoder.ssd_output_decoder import (
     greedy_nms,
 )
 
-SMALL = dict(img_height=60, img_width=80, n_classes=3, predictor_sizes=[(6, 8), (3, 4), (1, 2)], scales=[0.15, 0.4, 0.7, 0.95])
+SMALL = dict(
+    img_height=60, img_width=80, n_classes=3, predictor_sizes=[(6, 8), (3, 4), (1, 2)], scales=[0.15, 0.4, 0.7, 0.95]
+)
 
 
 def _canonical(rows):
@@ -36,13 +39,22 @@ def test_one_hot_targets_decode_to_the_ground_truth(coords, normalize_coords):
     ]
     encoder = SSDInputEncoder(**SMALL, coords=coords, normalize_coords=normalize_coords, neg_iou_limit=0.5)
     y = encoder(labels)
-    out = decode_detections(y, confidence_thresh=0.5, iou_threshold=0.45, input_coords=coords,
-                            normalize_coords=normalize_coords, img_height=60, img_width=80)
+    out = decode_detections(
+        y,
+        confidence_thresh=0.5,
+        iou_threshold=0.45,
+        input_coords=coords,
+        normalize_coords=normalize_coords,
+        img_height=60,
+        img_width=80,
+    )
     for image_labels, detections in zip(labels, out):
         assert detections.shape == (len(image_labels), 6)
         expected = np.column_stack([image_labels[:, :1], np.ones(len(image_labels)), image_labels[:, 1:]])
         np.testing.assert_allclose(_canonical(detections), _canonical(expected), atol=1e-3)
-    fast = decode_detections_fast(y, confidence_thresh=0.5, input_coords=coords, normalize_coords=normalize_coords, img_height=60, img_width=80)
+    fast = decode_detections_fast(
+        y, confidence_thresh=0.5, input_coords=coords, normalize_coords=normalize_coords, img_height=60, img_width=80
+    )
     for a, b in zip(out, fast):
         np.testing.assert_allclose(_canonical(a), _canonical(b))
 
@@ -79,8 +91,11 @@ def test_large_batch_uses_the_candidate_subset_exactly(rng, monkeypatch):
     # the first try covers the best 4 * top_k (at least 1024) of them.
     tries = []
     top_k_candidates = ssd_output_decoder._top_k_candidates
-    monkeypatch.setattr(ssd_output_decoder, "_top_k_candidates",
-                        lambda scores, limit: tries.append((len(scores), limit)) or top_k_candidates(scores, limit))
+    monkeypatch.setattr(
+        ssd_output_decoder,
+        "_top_k_candidates",
+        lambda scores, limit: tries.append((len(scores), limit)) or top_k_candidates(scores, limit),
+    )
     encoder = SSDInputEncoder(**SSD300_VOC)
     y = encoder.generate_encoding_template(1).astype(np.float64)
     n_anchors = y.shape[1]
@@ -124,7 +139,10 @@ def test_no_detections_give_empty_arrays():
     for decoder in (decode_detections, decode_detections_fast):
         out = decoder(y, confidence_thresh=1.0, img_height=60, img_width=80)
         assert [a.shape for a in out] == [(0, 6), (0, 6)]
-    assert [a.shape for a in decode_detections_debug(y, confidence_thresh=1.0, img_height=60, img_width=80)] == [(0, 7), (0, 7)]
+    assert [a.shape for a in decode_detections_debug(y, confidence_thresh=1.0, img_height=60, img_width=80)] == [
+        (0, 7),
+        (0, 7),
+    ]
 
 
 def test_fast_without_nms_keeps_everything_sorted():
@@ -195,6 +213,10 @@ def test_errors():
     # The shape the caller gave is named, not that of the rows checked (it named (1, 13)).
     with pytest.raises(ValueError, match=r"Expected `y_pred` of shape \(batch, n_boxes.*Received: shape=\(1, 10, 13\)"):
         decode_detections(np.zeros((1, 10, 13)), img_height=60, img_width=80)
-    for decode in (decode_detections, decode_detections_fast, decode_detections_debug):  # one image without its batch axis
+    for decode in (
+        decode_detections,
+        decode_detections_fast,
+        decode_detections_debug,
+    ):  # one image without its batch axis
         with pytest.raises(ValueError, match=r"Received: shape=\(10, 18\)"):
             decode(np.zeros((10, 18)), img_height=60, img_width=80)

@@ -6,14 +6,21 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from data_generator.object_detection_2d_data_generator import DataGenerator
-from data_generator.synthetic_shapes import SHAPE_CLASSES, _background, make_image, make_shapes_dataset
+from ssd_keras.data.generator import DataGenerator
+from ssd_keras.data.synthetic_shapes import SHAPE_CLASSES, _background, make_image, make_shapes_dataset
 
 
 def _objects(path):
     root = ET.parse(path).getroot()
-    return [(o.find("name").text, [int(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax")],
-             int(o.find("difficult").text), int(o.find("truncated").text)) for o in root.iter("object")]
+    return [
+        (
+            o.find("name").text,
+            [int(o.find(f"bndbox/{k}").text) for k in ("xmin", "ymin", "xmax", "ymax")],
+            int(o.find("difficult").text),
+            int(o.find("truncated").text),
+        )
+        for o in root.iter("object")
+    ]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -43,7 +50,9 @@ def test_dataset_layout_flags_and_parse_xml(tmp_path):
     with open(info["test"]) as f:
         test = f.read().split()
     assert len(trainval) == 40 and len(test) == 10 and not set(trainval) & set(test)
-    flags = np.array([(d, t) for i in trainval + test for _, _, d, t in _objects(info["annotations_dir"] + f"/{i}.xml")])
+    flags = np.array(
+        [(d, t) for i in trainval + test for _, _, d, t in _objects(info["annotations_dir"] + f"/{i}.xml")]
+    )
     assert flags[:, 0].sum() > 0 and flags[:, 1].sum() > 0  # some difficult and some truncated objects
     sizes = set()
     for image_id in trainval[:10]:
@@ -55,7 +64,9 @@ def test_dataset_layout_flags_and_parse_xml(tmp_path):
     assert len(sizes) > 1  # varying image sizes
 
     dataset = DataGenerator(verbose=False)
-    dataset.parse_xml([info["images_dir"]], [info["trainval"]], [info["annotations_dir"]], classes=info["classes"], verbose=False)
+    dataset.parse_xml(
+        [info["images_dir"]], [info["trainval"]], [info["annotations_dir"]], classes=info["classes"], verbose=False
+    )
     assert dataset.dataset_size == 40
     first = _objects(f"{info['annotations_dir']}/{trainval[0]}.xml")
     np.testing.assert_array_equal(dataset.labels[0][:, 1:], [box for _, box, _, _ in first])

@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from misc_utils.tensor_sampling_utils import class_channel_indices, sample_tensors, subsample_classifier_weights  # noqa: E402
+from ssd_keras.models.weight_sampling import class_channel_indices, sample_tensors, subsample_classifier_weights  # noqa: E402
 
 
 def test_index_lists_pick_in_order():
@@ -50,14 +50,18 @@ def test_errors():
 
 @pytest.mark.backends
 def test_subsampling_a_weights_file_for_fewer_classes(tmp_path):
-    from models.keras_ssd7 import build_model
-    from models.legacy_weights import load_weights_by_name, read_legacy_h5
-    from models.vgg16_reduced import write_legacy_h5
+    from ssd_keras.models.legacy_weights import load_weights_by_name, read_legacy_h5
+    from ssd_keras.models.ssd7 import build_model
+    from ssd_keras.models.vgg16_reduced import write_legacy_h5
 
     scales = [0.2, 0.4, 0.6, 0.8, 0.95]
     source = build_model((64, 64, 3), 5, scales=scales)  # 6 classes with background
     rng = np.random.default_rng(0)
-    weights = {layer.name: [rng.normal(size=w.shape).astype(np.float32) for w in layer.weights] for layer in source.layers if layer.weights}
+    weights = {
+        layer.name: [rng.normal(size=w.shape).astype(np.float32) for w in layer.weights]
+        for layer in source.layers
+        if layer.weights
+    }
     path = str(tmp_path / "source.h5")
     write_legacy_h5(path, weights)
     destination = str(tmp_path / "three_classes.h5")
@@ -72,7 +76,9 @@ def test_subsampling_a_weights_file_for_fewer_classes(tmp_path):
     # 4 boxes per cell: channels (0, 4, 2) of each block of 6.
     np.testing.assert_array_equal(sampled, original[..., [0, 4, 2, 6, 10, 8, 12, 16, 14, 18, 22, 20]])
     np.testing.assert_array_equal(read_legacy_h5(destination)["boxes4"][0][1], weights["boxes4"][0])
-    random_kept = subsample_classifier_weights(path, str(tmp_path / "random.h5"), 3, n_classes_source=6, classifier_layers=classifiers, rng=1)
+    random_kept = subsample_classifier_weights(
+        path, str(tmp_path / "random.h5"), 3, n_classes_source=6, classifier_layers=classifiers, rng=1
+    )
     assert random_kept[0] == 0 and len(random_kept) == 3
     with pytest.raises(ValueError, match="has no layer 'conv4_3_norm_mbox_conf'"):
         subsample_classifier_weights(path, str(tmp_path / "x.h5"), [0, 1], n_classes_source=6)

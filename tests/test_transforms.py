@@ -1,24 +1,58 @@
-"""Transformations of data_generator/: hand-made cases, pixel/box consistency, inverters."""
+"""Transformations of ssd_keras/data/transforms/: hand-made cases, pixel/box consistency, inverters."""
 
 import cv2
 import numpy as np
 import pytest
 
-from data_generator.data_augmentation_chain_constant_input_size import DataAugmentationConstantInputSize
-from data_generator.data_augmentation_chain_original_ssd import SSDDataAugmentation, SSDExpand, SSDRandomCrop
-from data_generator.data_augmentation_chain_satellite import DataAugmentationSatellite
-from data_generator.data_augmentation_chain_variable_input_size import DataAugmentationVariableInputSize
-from data_generator.object_detection_2d_geometric_ops import (
-    Flip, RandomFlip, RandomRotate, RandomScale, RandomTranslate, Resize, ResizeRandomInterp, Rotate, Scale, Translate)
-from data_generator.object_detection_2d_image_boxes_validation_utils import BoundGenerator, BoxFilter, ImageValidator
-from data_generator.object_detection_2d_misc_utils import apply_inverse_transforms
-from data_generator.object_detection_2d_patch_sampling_ops import (
-    Crop, CropPad, Pad, PatchCoordinateGenerator, RandomMaxCropFixedAR, RandomPadFixedAR, RandomPatch, RandomPatchInf)
-from data_generator.object_detection_2d_photometric_ops import (
-    Brightness, ChannelSwap, Contrast, ConvertColor, ConvertDataType, ConvertTo3Channels, Gamma, HistogramEqualization, Hue,
-    PhotometricDistortions, RandomBrightness, RandomChannelSwap, RandomContrast, RandomGamma, RandomHistogramEqualization, RandomHue,
-    RandomSaturation, Saturation)
-from data_generator.transform_utils import run_sequence
+from ssd_keras.data.augmentation.constant_input_size import DataAugmentationConstantInputSize
+from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation, SSDExpand, SSDRandomCrop
+from ssd_keras.data.augmentation.satellite import DataAugmentationSatellite
+from ssd_keras.data.augmentation.variable_input_size import DataAugmentationVariableInputSize
+from ssd_keras.data.transforms.base import run_sequence
+from ssd_keras.data.transforms.geometric import (
+    Flip,
+    RandomFlip,
+    RandomRotate,
+    RandomScale,
+    RandomTranslate,
+    Resize,
+    ResizeRandomInterp,
+    Rotate,
+    Scale,
+    Translate,
+)
+from ssd_keras.data.transforms.inverse import apply_inverse_transforms
+from ssd_keras.data.transforms.patch_sampling import (
+    Crop,
+    CropPad,
+    Pad,
+    PatchCoordinateGenerator,
+    RandomMaxCropFixedAR,
+    RandomPadFixedAR,
+    RandomPatch,
+    RandomPatchInf,
+)
+from ssd_keras.data.transforms.photometric import (
+    Brightness,
+    ChannelSwap,
+    Contrast,
+    ConvertColor,
+    ConvertDataType,
+    ConvertTo3Channels,
+    Gamma,
+    HistogramEqualization,
+    Hue,
+    PhotometricDistortions,
+    RandomBrightness,
+    RandomChannelSwap,
+    RandomContrast,
+    RandomGamma,
+    RandomHistogramEqualization,
+    RandomHue,
+    RandomSaturation,
+    Saturation,
+)
+from ssd_keras.data.transforms.validation import BoundGenerator, BoxFilter, ImageValidator
 
 H, W = 40, 60
 BOX = [1, 5, 10, 25, 20]  # class 1; x 5..25, y 10..20
@@ -39,6 +73,7 @@ def _white_extent(image):
 
 
 # ---------------------------------------------------------------- deterministic geometry, by hand
+
 
 @pytest.mark.parametrize(
     "transform, expected_box, expected_shape",
@@ -67,11 +102,17 @@ def test_deterministic_geometry_by_hand(transform, expected_box, expected_shape)
 
 
 def test_translate_clips_and_filters():
-    out, labels = Translate(dy=0.0, dx=-0.25)(_image_with_box(), np.array([BOX, [2, 50, 0, 60, 10]], float))  # 15 px left
+    out, labels = Translate(dy=0.0, dx=-0.25)(
+        _image_with_box(), np.array([BOX, [2, 50, 0, 60, 10]], float)
+    )  # 15 px left
     np.testing.assert_allclose(labels, [[1, 0, 10, 10, 20], [2, 35, 0, 45, 10]])  # clipped at 0
-    _, labels = Translate(0, -0.25, box_filter=BoxFilter(check_min_area=False))(_image_with_box(), np.array([BOX], float))
+    _, labels = Translate(0, -0.25, box_filter=BoxFilter(check_min_area=False))(
+        _image_with_box(), np.array([BOX], float)
+    )
     assert len(labels) == 1  # centre (0, 15) still inside
-    _, labels = Translate(0, -0.4, box_filter=BoxFilter(check_min_area=False))(_image_with_box(), np.array([BOX], float))
+    _, labels = Translate(0, -0.4, box_filter=BoxFilter(check_min_area=False))(
+        _image_with_box(), np.array([BOX], float)
+    )
     assert len(labels) == 0  # centre -9 left the image
 
 
@@ -86,8 +127,16 @@ def test_labels_stay_floats_and_other_columns_survive():
 
 def test_crop_pad_and_every_op_without_labels():
     image = _image_with_box()
-    for op in (CropPad(-2, -3, 50, 70, background=(9, 8, 7)), Crop(1, 2, 3, 4), Pad(1, 1, 1, 1), Resize(10, 10), Flip(), Rotate(90),
-               Translate(0.1, 0.1), Scale(1.2)):
+    for op in (
+        CropPad(-2, -3, 50, 70, background=(9, 8, 7)),
+        Crop(1, 2, 3, 4),
+        Pad(1, 1, 1, 1),
+        Resize(10, 10),
+        Flip(),
+        Rotate(90),
+        Translate(0.1, 0.1),
+        Scale(1.2),
+    ):
         out = op(image)
         assert isinstance(out, np.ndarray) and out.ndim == 3  # the original crashed on Crop/Pad without labels
     padded = CropPad(-2, -3, 50, 70, background=(9, 8, 7))(image)
@@ -100,8 +149,18 @@ def test_crop_pad_and_every_op_without_labels():
 def test_empty_labels_pass_through_every_transform():
     image = _image_with_box()
     empty = np.zeros((0, 5))
-    ops = [Resize(20, 30), Flip(), Translate(0.1, 0.1), Scale(0.8), Rotate(90), CropPad(0, 0, 20, 20), RandomPatch(PatchCoordinateGenerator(rng=0), rng=0),
-           SSDDataAugmentation(rng=0), DataAugmentationConstantInputSize(rng=0), DataAugmentationVariableInputSize(30, 30, rng=0)]
+    ops = [
+        Resize(20, 30),
+        Flip(),
+        Translate(0.1, 0.1),
+        Scale(0.8),
+        Rotate(90),
+        CropPad(0, 0, 20, 20),
+        RandomPatch(PatchCoordinateGenerator(rng=0), rng=0),
+        SSDDataAugmentation(rng=0),
+        DataAugmentationConstantInputSize(rng=0),
+        DataAugmentationVariableInputSize(30, 30, rng=0),
+    ]
     for op in ops:
         _, labels = op(image, empty)
         assert labels.shape == (0, 5)
@@ -110,6 +169,7 @@ def test_empty_labels_pass_through_every_transform():
 
 
 # ---------------------------------------------------------------- photometric, by hand
+
 
 def test_photometric_ops_by_hand():
     pixel = np.array([[[100.0, 150.0, 250.0]]], np.float32)
@@ -129,7 +189,9 @@ def test_photometric_ops_by_hand():
     np.testing.assert_array_equal(ConvertColor("HSV", "RGB")(hsv), [[[255, 0, 0], [0, 255, 0]]])
     assert ConvertTo3Channels()(np.zeros((2, 2), np.uint8)).shape == (2, 2, 3)
     assert ConvertTo3Channels()(np.zeros((2, 2, 4), np.uint8)).shape == (2, 2, 3)
-    equalized = HistogramEqualization()(np.dstack([np.zeros((2, 2), np.uint8)] * 2 + [np.array([[10, 20], [30, 40]], np.uint8)]))
+    equalized = HistogramEqualization()(
+        np.dstack([np.zeros((2, 2), np.uint8)] * 2 + [np.array([[10, 20], [30, 40]], np.uint8)])
+    )
     np.testing.assert_array_equal(equalized[..., 2], [[0, 85], [170, 255]])
 
 
@@ -137,11 +199,23 @@ def test_photometric_distortions_equal_the_float_chain():
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
     for brightness, contrast, saturation, hue in [(20.3, 1.3, 0.7, 10.5), (-31.9, 0.55, 1.45, -17.2)]:
-        chain = [ConvertTo3Channels(), ConvertDataType("float32"), Brightness(brightness), Contrast(contrast), ConvertDataType("uint8"),
-                 ConvertColor("RGB", "HSV"), ConvertDataType("float32"), Saturation(saturation), Hue(hue), ConvertDataType("uint8"),
-                 ConvertColor("HSV", "RGB")]
+        chain = [
+            ConvertTo3Channels(),
+            ConvertDataType("float32"),
+            Brightness(brightness),
+            Contrast(contrast),
+            ConvertDataType("uint8"),
+            ConvertColor("RGB", "HSV"),
+            ConvertDataType("float32"),
+            Saturation(saturation),
+            Hue(hue),
+            ConvertDataType("uint8"),
+            ConvertColor("HSV", "RGB"),
+        ]
         expected = run_sequence(chain, image, None, False)[0]
-        fused = PhotometricDistortions((brightness,) * 2 + (1.0,), (contrast,) * 2 + (1.0,), (saturation,) * 2 + (1.0,), (18, 1.0), rng=0)
+        fused = PhotometricDistortions(
+            (brightness,) * 2 + (1.0,), (contrast,) * 2 + (1.0,), (saturation,) * 2 + (1.0,), (18, 1.0), rng=0
+        )
         fused.random_hue.lower = fused.random_hue.upper = hue
         seed = next(s for s in range(100) if np.random.default_rng(s).integers(2) == 0)  # the contrast-first order
         fused.rng = np.random.default_rng(seed)
@@ -162,15 +236,20 @@ def test_random_photometric_ops_respect_prob_and_seed():
 
 # ---------------------------------------------------------------- validation utils
 
+
 def test_box_filter_and_image_validator_by_hand():
     labels = np.array([[1, 0, 0, 10, 10], [2, 5, 5, 5, 9], [3, 0, 0, 3, 3], [4, 55, 35, 75, 45]], float)
     np.testing.assert_array_equal(BoxFilter(check_overlap=False)(labels)[:, 0], [1, 4])  # degenerate 2, area 9 < 16
     center = BoxFilter(check_min_area=False, check_degenerate=False)(labels, H, W)
     np.testing.assert_array_equal(center[:, 0], [1, 2, 3])  # box 4's centre (65, 40) is outside
     # 'area': box 4 has (59 - 55) * (39 - 35) = 16 of 200 inside (clipped at W - 1, H - 1).
-    area = BoxFilter(check_min_area=False, check_degenerate=False, overlap_criterion="area", overlap_bounds=(0.05, 1.0))(labels, H, W)
+    area = BoxFilter(
+        check_min_area=False, check_degenerate=False, overlap_criterion="area", overlap_bounds=(0.05, 1.0)
+    )(labels, H, W)
     np.testing.assert_array_equal(area[:, 0], [1, 3, 4])  # box 2 has zero area
-    iou = BoxFilter(check_min_area=False, check_degenerate=False, overlap_criterion="iou", overlap_bounds=(0.04, 1.0))(labels, H, W)
+    iou = BoxFilter(check_min_area=False, check_degenerate=False, overlap_criterion="iou", overlap_bounds=(0.04, 1.0))(
+        labels, H, W
+    )
     np.testing.assert_array_equal(iou[:, 0], [1])  # 100 / 2400 = 0.0417
     assert ImageValidator(n_boxes_min=3)(labels, H, W) and not ImageValidator(n_boxes_min=4)(labels, H, W)
     assert not ImageValidator(n_boxes_min="all")(labels, H, W)
@@ -182,11 +261,17 @@ def test_box_filter_and_image_validator_by_hand():
 
 # ---------------------------------------------------------------- random ops: pixels and boxes agree
 
+
 def _assert_box_matches_pixels(image, labels, tolerance):
     assert len(labels) == 1
     box = labels[0, 1:].copy()
     height, width = image.shape[:2]
-    assert np.all(box[[0, 2]] >= 0) and np.all(box[[0, 2]] <= width) and np.all(box[[1, 3]] >= 0) and np.all(box[[1, 3]] <= height)
+    assert (
+        np.all(box[[0, 2]] >= 0)
+        and np.all(box[[0, 2]] <= width)
+        and np.all(box[[1, 3]] >= 0)
+        and np.all(box[[1, 3]] <= height)
+    )
     # clip_boxes clips to [0, W - 1] x [0, H - 1] as the original did: a box cut by the
     # right or bottom border ends one pixel before the image does.
     box[2] += box[2] == width - 1
@@ -202,10 +287,30 @@ def _assert_box_matches_pixels(image, labels, tolerance):
         (lambda rng: RandomRotate(prob=0.7, rng=rng), 0),
         (lambda rng: RandomTranslate(dy_minmax=(0, 0.2), dx_minmax=(0, 0.2), prob=1.0, rng=rng), 0),
         (lambda rng: RandomScale(0.8, 1.2, prob=1.0, rng=rng), 1.5),
-        (lambda rng: RandomPatch(PatchCoordinateGenerator(min_scale=0.8, max_scale=1.5, rng=rng),
-                                 image_validator=ImageValidator(overlap_criterion="area", bounds=(1.0, 1.0)), n_trials_max=50, rng=rng), 0),
-        (lambda rng: ResizeRandomInterp(80, 50, interpolation_modes=[cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA], rng=rng), 1.5),
-        (lambda rng: RandomMaxCropFixedAR(1.0, image_validator=ImageValidator(overlap_criterion="area", bounds=(1.0, 1.0)), n_trials_max=50, rng=rng), 0),
+        (
+            lambda rng: RandomPatch(
+                PatchCoordinateGenerator(min_scale=0.8, max_scale=1.5, rng=rng),
+                image_validator=ImageValidator(overlap_criterion="area", bounds=(1.0, 1.0)),
+                n_trials_max=50,
+                rng=rng,
+            ),
+            0,
+        ),
+        (
+            lambda rng: ResizeRandomInterp(
+                80, 50, interpolation_modes=[cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_AREA], rng=rng
+            ),
+            1.5,
+        ),
+        (
+            lambda rng: RandomMaxCropFixedAR(
+                1.0,
+                image_validator=ImageValidator(overlap_criterion="area", bounds=(1.0, 1.0)),
+                n_trials_max=50,
+                rng=rng,
+            ),
+            0,
+        ),
         (lambda rng: RandomPadFixedAR(2.0, rng=rng), 0),
     ],
     ids=["flip", "rotate", "translate", "scale", "patch", "resize", "max_crop", "pad_ar"],
@@ -226,9 +331,15 @@ def test_chains_keep_boxes_inside_and_on_their_pixels(chain, seed):
     box = [1, x0, y0, x0 + 20, y0 + 15]
     make = {
         "ssd": lambda: SSDDataAugmentation(60, 60, rng=seed),
-        "constant": lambda: DataAugmentationConstantInputSize(random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed),
-        "variable": lambda: DataAugmentationVariableInputSize(50, 50, random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed),
-        "satellite": lambda: DataAugmentationSatellite(50, 50, random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed),
+        "constant": lambda: DataAugmentationConstantInputSize(
+            random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed
+        ),
+        "variable": lambda: DataAugmentationVariableInputSize(
+            50, 50, random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed
+        ),
+        "satellite": lambda: DataAugmentationSatellite(
+            50, 50, random_brightness=(0, 0, 0), random_contrast=(1, 1, 0), rng=seed
+        ),
     }[chain]
     image = _image_with_box(box)
     out, labels = make()(image, np.array([box], float))
@@ -269,7 +380,8 @@ def test_expand_then_crop_as_one_patch_equals_the_two_steps():
         e = None if e == "identity" else e
         moved = labels if e is None else e.move_labels(labels)
         c = crop.random_crop.choose(*(((30, 40)) if e is None else (e.patch_height, e.patch_width)), moved)
-        from data_generator.object_detection_2d_patch_sampling_ops import compose_crop_pads
+        from ssd_keras.data.transforms.patch_sampling import compose_crop_pads
+
         patch = compose_crop_pads(e, None if c == "identity" else c)
         one_step = (image, labels) if patch is None else patch(image, labels)
         np.testing.assert_array_equal(one_step[0], two_steps[0])
@@ -277,6 +389,7 @@ def test_expand_then_crop_as_one_patch_equals_the_two_steps():
 
 
 # ---------------------------------------------------------------- inverters
+
 
 def test_inverters_map_predictions_back():
     image = _image_with_box()
@@ -291,9 +404,13 @@ def test_inverters_map_predictions_back():
         chain = SSDDataAugmentation(60, 60, rng=seed)
         labels = np.array([BOX], float)
         out, new_labels, inverter = chain(_image_with_box(), labels, return_inverter=True)
-        if len(new_labels) and np.all(new_labels[0, 1:] > 0) and new_labels[0, 3] < 59 and new_labels[0, 4] < 59:  # not clipped
+        if (
+            len(new_labels) and np.all(new_labels[0, 1:] > 0) and new_labels[0, 3] < 59 and new_labels[0, 4] < 59
+        ):  # not clipped
             prediction = np.array([[1, 0.5, *new_labels[0, 1:]]])
-            np.testing.assert_allclose(apply_inverse_transforms([prediction], [[inverter]])[0][0, 2:], BOX[1:], atol=1e-6)
+            np.testing.assert_allclose(
+                apply_inverse_transforms([prediction], [[inverter]])[0][0, 2:], BOX[1:], atol=1e-6
+            )
     batch = np.zeros((2, 3, 6))
     assert apply_inverse_transforms(batch, [[Resize(10, 10)(image, return_inverter=True)[1]], []]).shape == (2, 3, 6)
 

@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import keras  # noqa: E402
-
 from conftest import DEFAULT_MODELS  # noqa: E402
 
 
