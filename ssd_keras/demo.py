@@ -23,10 +23,21 @@ N_DRAWN = 12
 
 
 def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, seed=0, verbose=True, resume=None):
-    """Runs the demo; returns the VOC results dict (see `evaluation.evaluate_voc`).
+    """Runs the demo; returns the VOC results dict (see `evaluation.metrics.evaluate_voc`).
 
-    `resume`: 'latest' goes on from the newest checkpoint in `out_dir` of an interrupted
-    demo with the same settings (`training.train`'s `resume`); it ends as that demo would have.
+    Args:
+        out_dir: where everything goes (a demo there before is replaced, unless `resume`).
+        data_dir: where the data set goes (default: ``out_dir/shapes``).
+        epochs: training epochs (default: the demo's 22, or 1 with `smoke`).
+        smoke: a tiny run (16 training images of 64x64) that checks the plumbing in seconds.
+        seed: seeds the data set, the weights and the augmentation.
+        verbose: progress bars and messages.
+        resume: 'latest' goes on from the newest checkpoint in `out_dir` of an interrupted
+            demo with the same settings; it ends as that demo would have.
+
+    Returns:
+        the results of `evaluate_voc` ('mAP', 'AP', 'num_gt', 'ap_mode') with the classes,
+        the final loss and the seconds of each part, as written to ``metrics.json``.
 
     Writes under `out_dir`: ``shapes/`` (the data set, unless `data_dir`), the training
     outputs of `training.train` (``checkpoints/``, ``training_log.csv``, ``model.keras``),
@@ -34,51 +45,32 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
     ``predictions/*.png`` (detections in colour, ground truth in white),
     ``predictions/detections.json`` and ``metrics.json``.
     """
-    import keras
-
-    from ssd_keras.data.loading import load_dataset
-    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
-    from ssd_keras.encoding.decoding_config import DECODING, DISPLAY_DECODING
-    from ssd_keras.evaluation.metrics import evaluate_voc, format_voc_table
-    from ssd_keras.inference.loading import add_decoding
-    from ssd_keras.inference.prediction import predict_images
-    from ssd_keras.models.files import save_model
-    from ssd_keras.training import TrainingConfig, train
-    from ssd_keras.utils.files import write_json
+    from ssd_keras.training import train
 
     settings = dict(SMOKE if smoke else DEMO)
     if epochs is not None:
         settings["epochs"] = epochs
     start = time.time()
-    data_dir = data_dir or os.path.join(out_dir, "shapes")
-    info = make_shapes_dataset(data_dir, settings["n_trainval"], settings["n_test"], seed=seed, verbose=verbose)
-    classes = info["classes"]
-    n_classes = len(classes) - 1
+    train_set, test_set, classes = _make_data(data_dir or os.path.join(out_dir, "shapes"), settings, seed, verbose)
+    times = {"data_seconds": time.time() - start}
+    model, history = train(demo_config(out_dir, classes, settings, seed, verbose, resume), train_set)
+    times["training_seconds"] = time.time() - start - times["data_seconds"]
+    results, model_path = _evaluate_and_save(model, test_set, classes, settings, out_dir, verbose)
+    times["evaluation_seconds"] = time.time() - start - times["data_seconds"] - times["training_seconds"]
+    drawn = _draw(model, test_set, classes, os.path.join(out_dir, "predictions"))
+    return _report(results, classes, history, settings, model_path, drawn, out_dir, start, times)
 
-    def split(name):
-        return load_dataset(
-            "voc",
-            [info["images_dir"]],
-            [info[name]],
-            [info["annotations_dir"]],
-            classes=classes,
-            in_memory=True,
-            verbose=False,
-        )
 
-    train_set, test_set = split("trainval"), split("test")
-    data_time = time.time() - start
-    _log(
-        verbose,
-        f"Data set: {train_set.dataset_size} training and {test_set.dataset_size} test images of {classes[1:]} in "
-        f"{data_dir}",
-    )
+def demo_config(out_dir, class_names, settings=DEMO, seed=0, verbose=True, resume=None):
+    """The demo's `TrainingConfig`: the SSD7 notebook's model with the changes of the module
+    docstring, Adam, horizontal flips, each epoch's batches built first by two worker processes."""
+    from ssd_keras.training import TrainingConfig
 
     epochs = settings["epochs"]
-    config = TrainingConfig(
+    return TrainingConfig(
         model="ssd7",
         out_dir=out_dir,
-        class_names=tuple(classes),
+        class_names=tuple(class_names),
         image_size=settings["image_size"],
         epochs=epochs,
         batch_size=settings["batch_size"],
@@ -95,49 +87,96 @@ def run_demo(out_dir="demo_output", data_dir=None, epochs=None, smoke=False, see
         use_multiprocessing=True,
         verbose=int(verbose),
         resume=resume,
-        overwrite=resume is None,
-    )  # a demo run again starts over
-    model, history = train(config, train_set)
-    train_time = time.time() - start - data_time
+        overwrite=resume is None,  # a demo run again starts over
+    )
+
+
+def _make_data(data_dir, settings, seed, verbose):
+    """Writes the synthetic shapes and reads its two splits: ``(train_set, test_set, classes)``."""
+    from ssd_keras.data.loading import load_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+
+    info = make_shapes_dataset(data_dir, settings["n_trainval"], settings["n_test"], seed=seed, verbose=verbose)
+    classes = info["classes"]
+    train_set, test_set = (
+        load_dataset(
+            "voc",
+            [info["images_dir"]],
+            [info[split]],
+            [info["annotations_dir"]],
+            classes=classes,
+            in_memory=True,
+            verbose=False,
+        )
+        for split in ("trainval", "test")
+    )
+    _log(
+        verbose,
+        f"Data set: {train_set.dataset_size} training and {test_set.dataset_size} test images of "
+        f"{classes[1:]} in {data_dir}",
+    )
+    return train_set, test_set, classes
+
+
+def _evaluate_and_save(model, test_set, classes, settings, out_dir, verbose):
+    """VOC mAP on the test split, and ``ssd7_shapes.keras`` (decoding, with the class names)."""
+    from ssd_keras.encoding.decoding_config import DECODING
+    from ssd_keras.evaluation.metrics import evaluate_voc
+    from ssd_keras.inference.loading import add_decoding
+    from ssd_keras.models.files import save_model
 
     height, width = settings["image_size"][:2]
     detector = add_decoding(model, **DECODING.as_kwargs())
-    results = evaluate_voc(detector, test_set, n_classes, height, width, batch_size=16, verbose=verbose)
-    evaluation_time = time.time() - start - data_time - train_time
+    results = evaluate_voc(detector, test_set, len(classes) - 1, height, width, batch_size=16, verbose=verbose)
     model_path = os.path.join(out_dir, "ssd7_shapes.keras")
     save_model(detector, model_path, classes)  # `ssd-keras predict` labels its boxes with these names
+    return results, model_path
 
-    # Drawings use a higher threshold, as the notebooks do (0.5).
-    drawer = add_decoding(model, **DISPLAY_DECODING.as_kwargs())
+
+def _draw(model, test_set, classes, folder):
+    """Drawings of the first test images (detections at the notebooks' threshold, 0.5, in
+    colour; the ground truth in white) with their ``detections.json``; returns how many."""
+    from ssd_keras.encoding.decoding_config import DISPLAY_DECODING
+    from ssd_keras.inference.loading import add_decoding
+    from ssd_keras.inference.prediction import predict_images
+
     shown = list(range(min(N_DRAWN, test_set.dataset_size)))
-    truth = [test_set.labels[i] for i in shown]
     predict_images(
-        drawer,
+        add_decoding(model, **DISPLAY_DECODING.as_kwargs()),
         [test_set.filenames[i] for i in shown],
-        os.path.join(out_dir, "predictions"),
+        folder,
         classes,
         batch_size=16,
-        ground_truth=truth,
+        ground_truth=[test_set.labels[i] for i in shown],
         verbose=False,
     )
+    return len(shown)
 
-    # Each part timed on its own: data (writing and reading the data set), training
-    # alone, evaluation; `seconds` is the whole run, drawings and saving included.
+
+def _report(results, classes, history, settings, model_path, drawn, out_dir, start, times):
+    """Writes ``metrics.json`` and prints the per-class table and where everything went.
+
+    Each part is timed on its own: data (writing and reading the data set), training alone,
+    evaluation; `seconds` is the whole run, drawings and saving included.
+    """
+    import keras
+
+    from ssd_keras.evaluation.metrics import format_voc_table
+    from ssd_keras.utils.files import write_json
+
     results.update(
         classes=classes[1:],
         seconds=round(time.time() - start, 1),
-        data_seconds=round(data_time, 1),
-        training_seconds=round(train_time, 1),
-        evaluation_seconds=round(evaluation_time, 1),
+        **{k: round(v, 1) for k, v in times.items()},
         final_loss=float(history.history["loss"][-1]),
-        epochs=epochs,
+        epochs=settings["epochs"],
         model=model_path,
         backend=keras.backend.backend(),
     )
     write_json(os.path.join(out_dir, "metrics.json"), results, indent=2)
     print(format_voc_table(results, classes))
     print(
-        f"Saved {model_path} and {len(shown)} drawings in {os.path.join(out_dir, 'predictions')}; "
+        f"Saved {model_path} and {drawn} drawings in {os.path.join(out_dir, 'predictions')}; "
         f"{results['seconds']:.0f} s in all ({keras.backend.backend()} backend)."
     )
     print(f"Demo mAP (VOC 11-point, held-out split): {results['mAP']:.3f}")

@@ -131,8 +131,11 @@ def backend_arg(sub):
 
 
 def build_parser():
-    """The parser of ``ssd-keras`` and its commands (train, evaluate, predict, sample-weights, demo)."""
-    defaults = TrainingConfig()
+    """The parser of ``ssd-keras`` and its commands (train, evaluate, predict, sample-weights, demo).
+
+    Returns:
+        an `argparse.ArgumentParser`; ``parse_args`` gives the command in ``args.command``.
+    """
     parser = argparse.ArgumentParser(
         prog="ssd-keras",
         description="SSD object detection (ssd_keras for Keras 3).",
@@ -140,28 +143,36 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
+    for add in (_add_train, _add_evaluate, _add_predict, _add_sample_weights, _add_demo):
+        add(commands)
+    return parser
 
-    def common(sub):
-        backend_arg(sub)
-        sub.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
-        sub.add_argument(
-            "--classes",
-            metavar="NAMES",
-            help="class names: 'voc' (the 20 Pascal VOC classes), a text file with one name per line, or a "
-            "comma-separated list; 'background' is prepended if missing (default: train: voc; evaluate and "
-            "predict: the names stored in --model-file, else voc for 20 classes, else class_1, class_2, ...)",
-        )
-        sub.add_argument(
-            "--csv-format",
-            default=",".join(CSV_FORMAT),
-            help="CSV: the order of the first six columns (default: %(default)s)",
-        )
 
-    # ---------------------------------------------------------------- train
+def _common_args(sub):
+    """The flags of train, evaluate and predict: backend, quiet, classes, CSV columns."""
+    backend_arg(sub)
+    sub.add_argument("--quiet", action="store_true", help="no progress bars or Keras logs")
+    sub.add_argument(
+        "--classes",
+        metavar="NAMES",
+        help="class names: 'voc' (the 20 Pascal VOC classes), a text file with one name per line, or a "
+        "comma-separated list; 'background' is prepended if missing (default: train: voc; evaluate and "
+        "predict: the names stored in --model-file, else voc for 20 classes, else class_1, class_2, ...)",
+    )
+    sub.add_argument(
+        "--csv-format",
+        default=",".join(CSV_FORMAT),
+        help="CSV: the order of the first six columns (default: %(default)s)",
+    )
+
+
+def _add_train(commands):
+    """``ssd-keras train``: its flags take their defaults from `TrainingConfig`."""
+    defaults = TrainingConfig()
     train = commands.add_parser(
         "train", help="train SSD300, SSD512 or SSD7", description="Train an SSD as the original notebooks do."
     )
-    common(train)
+    _common_args(train)
     train.add_argument("--model", choices=MODELS, default=defaults.model, help="architecture (default: %(default)s)")
     train.add_argument(
         "--image-size", type=_image_size, metavar="HxW", help="input size (default: 300x300, 512x512, 300x480 for ssd7)"
@@ -178,6 +189,14 @@ def build_parser():
         metavar="DIR",
         help="checkpoints, training_log.csv and model.keras (default: %(default)s)",
     )
+    _train_schedule_args(train, defaults)
+    _train_start_args(train, defaults)
+    _train_batch_args(train, defaults)
+    _train_device_args(train, defaults)
+
+
+def _train_schedule_args(train, defaults):
+    """The flags of the schedule: epochs, steps, batch size, optimizer, learning rate."""
     train.add_argument(
         "--epochs",
         type=_positive_int,
@@ -213,6 +232,10 @@ def build_parser():
         metavar="E1,E2",
         help=f"epochs of the steps schedule (default: {','.join(map(str, defaults.lr_boundaries))})",
     )
+
+
+def _train_start_args(train, defaults):
+    """The flags that say where a run starts: weights, resume, overwrite, resume points."""
     train.add_argument(
         "--weights",
         metavar="FILE",
@@ -244,6 +267,10 @@ def build_parser():
         help="epoch to start from, counted from 0: with --resume, instead of the checkpoint's; without, a new run "
         "starts there with that epoch's learning rate, e.g. from the --weights of an earlier run",
     )
+
+
+def _train_batch_args(train, defaults):
+    """The flags of the batches: augmentation, workers, materialize, what to read."""
     train.add_argument(
         "--augment",
         choices=AUGMENTATIONS,
@@ -272,6 +299,10 @@ def build_parser():
     train.add_argument("--in-memory", action="store_true", help="decode all images into memory first")
     train.add_argument("--exclude-difficult", action="store_true", help="VOC: leave out boxes flagged difficult")
     train.add_argument("--exclude-crowd", action="store_true", help='COCO: leave out crowd boxes ("iscrowd": 1)')
+
+
+def _train_device_args(train, defaults):
+    """The flags of the devices: strategy, mixed precision, XLA, seed."""
     train.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -298,55 +329,59 @@ def build_parser():
         train, prefix="val-", required=False, help_suffix=" (optional validation data, same flags with val-)"
     )
 
-    # ---------------------------------------------------------------- evaluate / predict: the model
-    def model_args(sub, decoding):
-        group = sub.add_argument_group("model")
-        group.add_argument("--model-file", metavar="FILE", help="a .keras model (training or inference mode)")
-        group.add_argument(
-            "--model", choices=MODELS, help="with --weights: build this architecture instead of loading --model-file"
-        )
-        group.add_argument(
-            "--weights",
-            metavar="FILE",
-            help="weights for --model: a Keras-2 .h5 (loaded by layer name), "
-            "e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5, or a Keras 3 .weights.h5 of the same architecture",
-        )
-        group.add_argument("--image-size", type=_image_size, metavar="HxW", help="with --model: input size")
-        group.add_argument(
-            "--scales",
-            choices=("pascal", "coco"),
-            default="pascal",
-            help="with --model: anchor scales (default: pascal)",
-        )
-        group.add_argument(
-            "--confidence-thresh",
-            type=_fraction,
-            default=decoding.confidence_thresh,
-            help="decoding: minimum score (default: %(default)s)",
-        )
-        group.add_argument(
-            "--iou-threshold",
-            type=_fraction,
-            default=decoding.iou_threshold,
-            help="decoding: NMS IoU threshold (default: %(default)s)",
-        )
-        group.add_argument(
-            "--top-k",
-            type=_positive_int,
-            default=decoding.top_k,
-            help="decoding: boxes kept per image (default: %(default)s)",
-        )
-        group.add_argument(
-            "--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)"
-        )
 
+def _model_args(sub, decoding):
+    """The flags of evaluate and predict that choose the model and its decoding (`decoding`: the defaults)."""
+    group = sub.add_argument_group("model")
+    group.add_argument("--model-file", metavar="FILE", help="a .keras model (training or inference mode)")
+    group.add_argument(
+        "--model", choices=MODELS, help="with --weights: build this architecture instead of loading --model-file"
+    )
+    group.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="weights for --model: a Keras-2 .h5 (loaded by layer name), "
+        "e.g. VGG_VOC0712_SSD_300x300_iter_120000.h5, or a Keras 3 .weights.h5 of the same architecture",
+    )
+    group.add_argument("--image-size", type=_image_size, metavar="HxW", help="with --model: input size")
+    group.add_argument(
+        "--scales",
+        choices=("pascal", "coco"),
+        default="pascal",
+        help="with --model: anchor scales (default: pascal)",
+    )
+    group.add_argument(
+        "--confidence-thresh",
+        type=_fraction,
+        default=decoding.confidence_thresh,
+        help="decoding: minimum score (default: %(default)s)",
+    )
+    group.add_argument(
+        "--iou-threshold",
+        type=_fraction,
+        default=decoding.iou_threshold,
+        help="decoding: NMS IoU threshold (default: %(default)s)",
+    )
+    group.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=decoding.top_k,
+        help="decoding: boxes kept per image (default: %(default)s)",
+    )
+    group.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)"
+    )
+
+
+def _add_evaluate(commands):
+    """``ssd-keras evaluate``."""
     evaluate = commands.add_parser(
         "evaluate",
         help="Pascal VOC mAP or COCO metrics of a model on a data set",
         description="Evaluate a model: Pascal VOC mAP (devkit rules) or COCO metrics.",
     )
-    common(evaluate)
-    model_args(evaluate, DECODING)
+    _common_args(evaluate)
+    _model_args(evaluate, DECODING)
     evaluate.add_argument("--metric", choices=("voc", "coco"), default="voc", help="(default: %(default)s)")
     evaluate.add_argument(
         "--ap-mode",
@@ -363,13 +398,16 @@ def build_parser():
     evaluate.add_argument("--out", metavar="DIR", help="write metrics.json (and COCO's detections JSON) here")
     _add_data_args(evaluate)
 
+
+def _add_predict(commands):
+    """``ssd-keras predict``."""
     predict = commands.add_parser(
         "predict",
         help="detect objects in images; write drawn PNGs and a JSON of detections",
         description="Detect objects in images or folders of images.",
     )
-    common(predict)
-    model_args(predict, DISPLAY_DECODING)
+    _common_args(predict)
+    _model_args(predict, DISPLAY_DECODING)
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or directories of images")
     predict.add_argument(
         "--out", default="predictions", metavar="DIR", help="drawn PNGs and detections.json (default: %(default)s)"
@@ -381,6 +419,9 @@ def build_parser():
         "and each bad file is named in a warning)",
     )
 
+
+def _add_sample_weights(commands):
+    """``ssd-keras sample-weights``."""
     sample = commands.add_parser(
         "sample-weights",
         help="sub-sample a trained SSD300's classifier weights to fewer classes",
@@ -410,6 +451,9 @@ def build_parser():
     sample.add_argument("--seed", type=int, help="seed for --random")
     sample.add_argument("--quiet", action="store_true", help="print nothing")
 
+
+def _add_demo(commands):
+    """``ssd-keras demo``."""
     demo = commands.add_parser(
         "demo",
         help="the main job: synthetic data, train SSD7, evaluate, draw",
@@ -433,4 +477,3 @@ def build_parser():
         help="go on from the newest complete checkpoint in --out, after a demo stopped by Ctrl-C or a kill "
         "(same flags as that run)",
     )
-    return parser
