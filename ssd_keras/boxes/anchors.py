@@ -404,6 +404,7 @@ class AnchorConfig:
 
     @property
     def n_layers(self):
+        """The number of predictor layers."""
         return len(self.aspect_ratios)
 
     @property

@@ -219,10 +219,12 @@ class BatchWorkers:
 
     @property
     def free_slots(self):
+        """The shared-memory slots free for the next batches."""
         return len(self._free)
 
     @property
     def pending_keys(self):
+        """The keys of the batches asked for and not yet collected."""
         return set(self._pending)
 
     def pending(self, key):

@@ -201,6 +201,7 @@ class DataGenerator:
         return self.filenames, self.labels, self.image_ids, self.eval_neutral
 
     def get_dataset_size(self):
+        """The number of images in the data set (the original's accessor)."""
         return self.dataset_size
 
     def save_dataset(

@@ -174,6 +174,7 @@ class DataGeneratorDataset(keras.utils.PyDataset):
             self._pool = None
 
     def on_epoch_end(self):
+        """Keras calls this after each epoch; the next pass has an order of its own (see `epoch`)."""
         self.epoch += 1
 
     def __getstate__(self):  # Keras' own process pool (without fork) pickles the data set

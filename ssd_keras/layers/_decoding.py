@@ -370,9 +370,11 @@ class DecodeLayerBase(keras.layers.Layer):
         return ops.where(valid[..., None], rows, scalar_like(0.0, rows))
 
     def compute_output_shape(self, input_shape):
+        """``(batch, top_k, 6)``."""
         return (input_shape[0], self.top_k, 6)  # a Python int, not a tensor (original bug 16)
 
     def get_config(self):
+        """Every constructor argument, as plain Python values."""
         config = super().get_config()
         config.update(
             confidence_thresh=self.confidence_thresh,

@@ -111,6 +111,7 @@ class AnchorBoxes(keras.layers.Layer):
         return np.concatenate([boxes, variances], axis=-1).astype(np.float32)
 
     def call(self, inputs):
+        """The anchors of every position of `x`'s feature map, tiled over the batch."""
         fm_h, fm_w = inputs.shape[1], inputs.shape[2]
         if fm_h is None or fm_w is None:
             raise ValueError(f"AnchorBoxes needs a static feature-map size. Received: input shape {inputs.shape}")
@@ -119,9 +120,11 @@ class AnchorBoxes(keras.layers.Layer):
         return ops.broadcast_to(anchors[None], (batch, fm_h, fm_w, self.n_boxes, 8))
 
     def compute_output_shape(self, input_shape):
+        """``(batch, height, width, n_boxes, 8)``."""
         return (input_shape[0], input_shape[1], input_shape[2], self.n_boxes, 8)
 
     def get_config(self):
+        """Every constructor argument, as plain Python values."""
         config = super().get_config()
         config.update(
             img_height=_plain(self.img_height),

@@ -48,6 +48,7 @@ class DecodeDetections(DecodeLayerBase):
     """
 
     def call(self, inputs):
+        """Decodes the raw predictions ``(batch, n_boxes, n_classes + 13)``; see the class docstring."""
         scores, boxes = self._decode(inputs)
         class_ids = [c for c in range(scores.shape[-1]) if c != self.background_id]
         n_classes = len(class_ids)  # background excluded

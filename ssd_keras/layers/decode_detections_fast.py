@@ -23,6 +23,7 @@ class DecodeDetectionsFast(DecodeLayerBase):
     """
 
     def call(self, inputs):
+        """Decodes the raw predictions ``(batch, n_boxes, n_classes + 13)``; see the class docstring."""
         scores, boxes = self._decode(inputs)
         class_ids = first_max(scores, axis=-1)
         confidences = ops.max(scores, axis=-1)

@@ -30,6 +30,7 @@ class L2Normalization(keras.layers.Layer):
 
     def build(self, input_shape):
         # One weight, gamma (channels,): the single weight of the published weight files.
+        """Creates `gamma`, one scale per channel, initialised to `gamma_init`."""
         self.gamma = self.add_weight(
             name="gamma",
             shape=(input_shape[-1],),
@@ -38,14 +39,17 @@ class L2Normalization(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        """Each position's channel vector scaled to unit L2 norm, then by `gamma`."""
         squared = ops.sum(ops.square(inputs), axis=-1, keepdims=True)
         normalized = inputs * ops.rsqrt(ops.maximum(squared, scalar_like(1e-12, squared)))
         return normalized * ops.cast(self.gamma, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape."""
         return input_shape
 
     def get_config(self):
+        """Every constructor argument, as plain Python values."""
         config = super().get_config()
         config.update(gamma_init=self.gamma_init)
         return config

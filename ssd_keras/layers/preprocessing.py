@@ -58,9 +58,11 @@ class IdentityLayer(keras.layers.Layer):
     """Returns its input; the first layer after `Input`, named 'identity_layer'."""
 
     def call(self, inputs):
+        """The input, unchanged."""
         return inputs
 
     def compute_output_shape(self, input_shape):
+        """The input's shape."""
         return input_shape
 
 
@@ -74,6 +76,7 @@ class InputMeanNormalization(_PerChannel):
         super().__init__(subtract_mean, **kwargs)
 
     def call(self, inputs):
+        """The input minus the per-channel mean."""
         return inputs - self._constant(inputs)
 
 
@@ -89,6 +92,7 @@ class InputStddevNormalization(_PerChannel):
             raise ValueError(f"Expected non-zero `divide_by_stddev`. Received: divide_by_stddev={divide_by_stddev!r}")
 
     def call(self, inputs):
+        """The input divided by the per-channel standard deviation."""
         return inputs / self._constant(inputs)
 
 
@@ -110,6 +114,7 @@ class InputChannelSwap(keras.layers.Layer):
         self.swap_channels = order
 
     def call(self, inputs):
+        """The input's channels in the order of `swap_channels`."""
         if max(self.swap_channels) >= inputs.shape[-1]:
             raise ValueError(
                 f"`swap_channels`={self.swap_channels} names a channel the input does not have "
@@ -121,9 +126,11 @@ class InputChannelSwap(keras.layers.Layer):
         return ops.take(inputs, order, axis=-1)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape, with ``len(swap_channels)`` channels."""
         return tuple(input_shape[:-1]) + (len(self.swap_channels),)
 
     def get_config(self):
+        """Every constructor argument, as plain Python values."""
         config = super().get_config()
         config.update(swap_channels=list(self.swap_channels))
         return config

@@ -178,6 +178,7 @@ class SSDLossFunction:
         return SSDLoss._compute_loss.__doc__
 
     def get_config(self):
+        """The loss's settings, as plain Python values."""
         owner = self._owner
         return dict(
             neg_pos_ratio=owner.neg_pos_ratio,
@@ -188,6 +189,7 @@ class SSDLossFunction:
 
     @classmethod
     def from_config(cls, config):
+        """The loss function of `config` (from `get_config`)."""
         return cls(**config)
 
 

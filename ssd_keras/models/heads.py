@@ -79,6 +79,7 @@ class ModelConfig:
 
     @property
     def n_boxes(self):
+        """The anchors per feature-map position of each predictor layer."""
         return self.anchors.n_boxes
 
 

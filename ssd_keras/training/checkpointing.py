@@ -95,6 +95,7 @@ class RunLog:
         self.path = os.path.join(out_dir, "train.log")
 
     def write(self, message):
+        """Appends one timestamped line; a log that cannot be written does not stop training."""
         try:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
@@ -193,6 +194,7 @@ def callback_states(callbacks):
 
 
 def restore_callback_states(callbacks, states):
+    """Gives stateful callbacks back the state `callback_states` saved (a resumed run)."""
     for index, callback in enumerate(callbacks):
         state = (states or {}).get(f"{index}:{type(callback).__name__}")
         for name, value in (state or {}).items():

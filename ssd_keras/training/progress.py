@@ -54,20 +54,25 @@ class EpochProgress(keras.callbacks.Callback):
         )
 
     def building(self, epoch, n_batches):
+        """Starts the bar of an epoch whose `n_batches` batches are built first."""
         self._bar(epoch, n_batches, "building batches")
 
     def built(self):
+        """One batch of the epoch built."""
         self.bar.update(1)
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Starts the epoch's training bar."""
         self._bar(epoch, self.params.get("steps") or 0, "training")
 
     def on_train_batch_end(self, batch, logs=None):
+        """Advances the bar and shows the loss."""
         self.bar.update(1)
         if logs and "loss" in logs:
             self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
 
     def on_epoch_end(self, epoch, logs=None):
+        """Closes the bar; prints the epoch's losses, its time, and the run's elapsed and remaining time."""
         self.close()
         self.epoch = None
         self.epoch_seconds.append(time.monotonic() - self.epoch_start)
@@ -82,6 +87,7 @@ class EpochProgress(keras.callbacks.Callback):
         )
 
     def on_train_end(self, logs=None):
+        """Closes a bar left open."""
         self.close()
 
     def close(self):

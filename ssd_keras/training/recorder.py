@@ -101,6 +101,7 @@ class TrainingRecorder(keras.callbacks.Callback):
     # ------------------------------------------------------------ Keras hooks
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Sets the epoch (a resumed one at its checkpoint's batch) and its loss so far."""
         if self.epoch != epoch:
             self.start_epoch(epoch)
         elif self.dataset is not None:
@@ -124,6 +125,7 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.base_total = self.base_images = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
+        """Stops on a NaN loss; writes a resume point every `save_every` steps and on a signal."""
         batch_in_epoch = self.first_batch + batch
         loss = float((logs or {}).get("loss", 0.0))
         steps = (self.params or {}).get("steps")
@@ -155,6 +157,7 @@ class TrainingRecorder(keras.callbacks.Callback):
         return TrainingInterrupted(message, self.stop_signal)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Writes the epoch's checkpoint (or a resume point where it did not improve)."""
         if self.failure is not None:
             return
         if logs is not None and self.base_images:

@@ -65,6 +65,7 @@ def sync_folder(folder):
 
 
 def remove_quietly(path):
+    """Removes `path` if it exists; does nothing otherwise."""
     try:
         os.remove(path)
     except OSError:

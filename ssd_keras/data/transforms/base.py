@@ -54,12 +54,14 @@ class LabelsFormat:
 
     @property
     def labels_format(self):
+        """The column of each box value: ``{'class_id': 0, 'xmin': 1, ...}``."""
         return self._labels_format
 
     @labels_format.setter
     def labels_format(self, labels_format):
         # Set at construction (DataGenerator gives its own copies another layout); chains
         # and the transformations' own box filters and validators follow through `_children`.
+        """The column of each box value: ``{'class_id': 0, 'xmin': 1, ...}``."""
         labels_format = dict(DEFAULT_LABELS_FORMAT if labels_format is None else labels_format)
         missing = {"xmin", "ymin", "xmax", "ymax"} - set(labels_format)
         if missing:
@@ -78,10 +80,12 @@ class LabelsFormat:
 
     @property
     def x_columns(self):
+        """The columns of the x coordinates (xmin, xmax)."""
         return [self._labels_format["xmin"], self._labels_format["xmax"]]
 
     @property
     def y_columns(self):
+        """The columns of the y coordinates (ymin, ymax)."""
         return [self._labels_format["ymin"], self._labels_format["ymax"]]
 
 
@@ -96,6 +100,7 @@ class RandomApply:
         self.rng = as_rng(rng)
 
     def should_apply(self):
+        """Draws whether this call applies the transformation (with probability `prob`)."""
         return self.rng.uniform(0.0, 1.0) >= 1.0 - self.prob
 
 
@@ -172,10 +177,12 @@ class TransformChain(LabelsFormat):
 
     @property
     def labels_format(self):
+        """The labels format of the chain, set on every step when assigned."""
         return self._labels_format
 
     @labels_format.setter
     def labels_format(self, labels_format):
+        """The labels format of the chain, set on every step when assigned."""
         LabelsFormat.labels_format.fset(self, labels_format)
         if self.sequence is not None or self.sequences is not None:
             for transform in self._all_transforms():

@@ -178,6 +178,7 @@ class Translate(LabelsFormat):
         self.background = background
 
     def matrix(self, height, width):
+        """The 2x3 affine matrix of the shift for an image of this size."""
         return np.float32([[1, 0, np.round(width * self.dx_rel)], [0, 1, np.round(height * self.dy_rel)]])
 
     def move_labels(self, labels, height, width):
@@ -201,6 +202,7 @@ class Scale(LabelsFormat):
         self.background = background
 
     def matrix(self, height, width):
+        """The 2x3 affine matrix of the scaling about the image centre."""
         return cv2.getRotationMatrix2D(center=(width / 2, height / 2), angle=0, scale=self.factor)
 
     def move_labels(self, labels, height, width):
@@ -293,6 +295,7 @@ class RandomTranslate(_RandomWarp):
         self.dx_minmax = dx_minmax
 
     def draw(self):
+        """A `Translate` by a drawn shift (dy, dx), each a fraction of the image size with a random sign."""
         dy = self.rng.uniform(*self.dy_minmax) * self.rng.choice([-1, 1])
         dx = self.rng.uniform(*self.dx_minmax) * self.rng.choice([-1, 1])
         return Translate(dy, dx, self.clip_boxes, self.box_filter, self.background, self.labels_format)
@@ -321,6 +324,7 @@ class RandomScale(_RandomWarp):
         self.max_factor = max_factor
 
     def draw(self):
+        """A `Scale` by a factor drawn between `min_factor` and `max_factor`."""
         factor = self.rng.uniform(self.min_factor, self.max_factor)
         return Scale(factor, self.clip_boxes, self.box_filter, self.background, self.labels_format)
 

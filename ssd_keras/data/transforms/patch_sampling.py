@@ -165,6 +165,7 @@ class CropPad(LabelsFormat):
         self.background = background
 
     def crop_image(self, image):
+        """The image cropped (and padded with the background) to the patch."""
         height, width = image.shape[:2]
         y0, x0, ph, pw = self.patch_ymin, self.patch_xmin, self.patch_height, self.patch_width
         # The overlap of the patch and the image, in image coordinates.
@@ -389,6 +390,8 @@ class RandomPatchInf(RandomPatch):
         self.bound_generator = bound_generator
 
     def choose(self, image_height, image_width, labels=None):
+        """Decides this call's patch, drawing until one is valid: a `CropPad`, or "identity" (not
+        applied); each trial draws new overlap bounds from `bound_generator`."""
         generator = self.patch_coord_generator
         generator.img_height, generator.img_width = image_height, image_width
         while True:

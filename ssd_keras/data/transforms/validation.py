@@ -207,6 +207,7 @@ class ImageValidator(LabelsFormat):
 
     @bounds.setter
     def bounds(self, bounds):
+        """The overlap bounds, a pair or a `BoundGenerator`."""
         self.box_filter.overlap_bounds = bounds
 
     def __call__(self, labels, image_height, image_width):
