@@ -251,6 +251,40 @@ def test_workers_end_when_the_training_process_is_killed(start_method, when):
     assert all(map(_gone, pids)), [pid for pid in pids if not _gone(pid)]
 
 
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_a_script_that_never_closes_its_workers_still_exits(start_method):
+    # multiprocessing's exit handler terminates daemon children with SIGTERM, which the
+    # workers ignore (a SIGTERM to the process group is the trainer's to handle), then joins
+    # them: a script that did not close its pool used to hang there for ever.
+    import subprocess
+    import sys
+
+    if start_method == "forkserver" and not batch_workers._forkserver_available():
+        pytest.skip("no fork server here")
+    # A `weakref.finalize` made before multiprocessing is imported (as TensorFlow's import
+    # makes one) puts finalizers' exit hook after multiprocessing's, as in a Keras process.
+    script = (
+        "import sys, weakref\n"
+        "early = type('Early', (), {})()\n"
+        "weakref.finalize(early, lambda: None)\n"
+        "from ssd_keras.data import batch_workers\n"
+        "pool = batch_workers.BatchWorkers(tuple, 2, 1 << 16, 2, start_method=sys.argv[1])\n"
+        "pool.submit(0, [1, 2])\n"
+        "assert pool.get(0, timeout=60) == (1, 2)\n"
+        "print('done', flush=True)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", script, start_method],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env=dict(os.environ, PYTHONPATH=root),
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]
+
+
 def test_workers_run_opencv_after_the_parent_used_its_thread_pool():
     threads = cv2.getNumThreads()
     try:

@@ -25,6 +25,7 @@ Platforms without either (Windows, macOS' default) use Keras' own process pool i
 (see `DataGenerator.keras_dataset`).
 """
 
+import atexit
 import contextlib
 import ctypes
 import gc
@@ -216,6 +217,11 @@ class BatchWorkers:
                 self._processes.append(process)
                 self._readers.append(reader)
         self._finalizer = weakref.finalize(self, _shutdown, self._processes, self._tasks, self._fds, self._readers)
+        # A pool still open when the interpreter exits: multiprocessing's exit handler would
+        # join the workers after a SIGTERM that they ignore, and wait for ever. Registered
+        # now, after multiprocessing's handler, this one runs before it (atexit runs the
+        # newest first) and stops them.
+        atexit.register(self._finalizer)
 
     @property
     def free_slots(self):
@@ -323,6 +329,7 @@ class BatchWorkers:
     def close(self):
         """Stops the workers. Arrays already returned stay valid."""
         self._finalizer()
+        atexit.unregister(self._finalizer)
 
 
 class _SlotRelease:
