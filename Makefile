@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 # PyTorch first, pinned to the CPU build (about 200 MB, from the machine's wheel cache where
 # there is one); a plain `torch` requirement would fetch the CUDA build, several GB.
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[cpu,jax,torch,coco,test]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,jax,torch,coco,test,docs]"
 	touch $(STAMP)
 
 # The main job: synthetic VOC-layout data, SSD7 training, VOC mAP, saved model, drawings.
@@ -40,13 +40,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The documentation site, into site/: any warning is an error (--strict).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The CPU benchmarks; each writes its figures to benchmarks/results/ as JSON (the
+# Performance page's tables are rendered from those files).
+RESULTS := --results benchmarks/results
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_core.py
-	$(BIN)/python benchmarks/bench_models.py --repeats 5
-	$(BIN)/python benchmarks/bench_data.py
-	$(BIN)/python benchmarks/bench_eval.py
-	$(BIN)/python benchmarks/bench_fit.py
-	for b in tensorflow jax torch; do KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_decoding.py; done
+	$(BIN)/python benchmarks/bench_core.py $(RESULTS)
+	$(BIN)/python benchmarks/bench_data.py $(RESULTS)
+	$(BIN)/python benchmarks/bench_eval.py $(RESULTS)
+	$(BIN)/python benchmarks/bench_fit.py $(RESULTS)
+	$(BIN)/python benchmarks/bench_demo.py $(RESULTS)
+	for b in tensorflow jax torch; do \
+		KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_models.py --repeats 5 $(RESULTS) && \
+		KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_decoding.py $(RESULTS) && \
+		KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_layer_overhead.py $(RESULTS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist .pytest_cache .ruff_cache demo_output

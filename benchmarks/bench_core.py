@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import results  # noqa: E402
 from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
 from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast  # noqa: E402
 from ssd_keras.models import presets  # noqa: E402
@@ -86,6 +87,7 @@ def timed(fn, inputs, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per benchmark (default 50)")
+    results.add_argument(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     encoder = SSDInputEncoder(**SSD300_VOC)
@@ -114,9 +116,19 @@ def main():
         ),
     ]
     print(f"{'benchmark':48s} {'median ms':>10s} {'p25':>8s} {'p75':>8s} {'goal ms':>8s}")
+    table = []
     for name, goal, fn, inputs in rows:
         p25, p50, p75 = timed(fn, inputs, args.repeats)
         print(f"{name:48s} {p50:10.2f} {p25:8.2f} {p75:8.2f} {goal:8d}")
+        table.append([name, round(p50, 2), round(p25, 2), round(p75, 2), goal])
+    results.save(
+        args,
+        "bench_core",
+        "The NumPy core: encoder and decoders, SSD300 Pascal VOC configuration",
+        ["benchmark", "median ms", "p25 ms", "p75 ms", "goal ms"],
+        table,
+        f"medians of {args.repeats} runs; seeded inputs (see the script's docstring)",
+    )
 
 
 if __name__ == "__main__":

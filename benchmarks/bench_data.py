@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import results  # noqa: E402
 from benchmarks.bench_core import SSD300_VOC  # noqa: E402
 from ssd_keras.data.augmentation.original_ssd import SSDDataAugmentation  # noqa: E402
 from ssd_keras.data.generator import DataGenerator  # noqa: E402
@@ -107,6 +108,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=320, help="images per measured pass (default 320)")
     parser.add_argument("--repeats", type=int, default=3, help="measured passes (default 3)")
+    results.add_argument(parser)
     args = parser.parse_args()
     encoder = SSDInputEncoder(**SSD300_VOC)
     batch_size = 16
@@ -164,6 +166,14 @@ def main():
     print(f"SSDDataAugmentation + SSD300 encoder, batch {batch_size}, 500x375 JPEG -> 300x300, {os.cpu_count()} CPUs")
     for name, rate in rows:
         print(f"{name:56s} {rate:8.0f} images/s")
+    results.save(
+        args,
+        "bench_data",
+        "The SSD300 input pipeline: SSDDataAugmentation and the encoder, batches of 16",
+        ["input pipeline", "images/s"],
+        [[name.strip(), round(rate)] for name, rate in rows],
+        f"500x375 JPEG files to 300x300 targets, medians of {args.repeats} passes of {args.images} images",
+    )
 
 
 if __name__ == "__main__":

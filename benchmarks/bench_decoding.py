@@ -11,7 +11,6 @@ a warm-up; the NumPy decoders on the same arrays. Medians (and quartiles) in ms.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -19,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_core import SSD300_VOC, random_predictions, run_times  # noqa: E402
+from benchmarks import results  # noqa: E402
+from benchmarks.bench_core import SSD300_VOC, random_predictions, run_times  # noqa: E402
 
 
 def decoding_rows(repeats, batch_size=8, seed=0):
@@ -57,7 +57,7 @@ def decoding_rows(repeats, batch_size=8, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per case (default 20)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
+    results.add_argument(parser)
     args = parser.parse_args()
     import keras
 
@@ -66,9 +66,15 @@ def main():
     print(f"{'case':48s} {'median ms':>10s} {'p25':>8s} {'p75':>8s}")
     for name, (p25, p50, p75) in rows:
         print(f"{name:48s} {p50:10.2f} {p25:8.2f} {p75:8.2f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(dict(backend=keras.backend.backend(), rows=rows), f, indent=1)
+    backend = keras.backend.backend()
+    results.save(
+        args,
+        f"bench_decoding_{backend}",
+        f"Decoding SSD300's raw output, batch 8, on {backend}",
+        ["case", "median ms", "p25 ms", "p75 ms"],
+        [[name, round(p50, 2), round(p25, 2), round(p75, 2)] for name, (p25, p50, p75) in rows],
+        f"medians of {args.repeats} runs; the layers through predict_on_batch, compiled as the backend does",
+    )
 
 
 if __name__ == "__main__":

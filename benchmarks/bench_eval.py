@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import results  # noqa: E402
 from ssd_keras.data.generator import DataGenerator  # noqa: E402
 from ssd_keras.evaluation.voc import Evaluator  # noqa: E402
 
@@ -60,12 +61,13 @@ def make_case(rng, n_images=5000, n_classes=20, per_image=100):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
+    results.add_argument(parser)
     args = parser.parse_args()
-    dataset, results = make_case(np.random.default_rng(0))
+    dataset, predictions = make_case(np.random.default_rng(0))
     times = []
     for _ in range(args.repeats):
         evaluator = Evaluator(None, 20, dataset)
-        evaluator.prediction_results = results
+        evaluator.prediction_results = predictions
         start = time.perf_counter()
         evaluator.get_num_gt_per_class(verbose=False)
         evaluator.match_predictions(verbose=False)
@@ -76,6 +78,14 @@ def main():
     print(
         f"VOC matching + AP, 5000 images x 20 classes x 100 detections: median {np.median(times):.2f} s (mAP "
         f"{mean_ap:.3f})"
+    )
+    results.save(
+        args,
+        "bench_eval",
+        "Pascal VOC matching and AP, 5,000 images x 20 classes x 100 detections",
+        ["benchmark", "median s"],
+        [["match, precision-recall, AP, mAP of 500,000 detections", round(float(np.median(times)), 2)]],
+        f"median of {args.repeats} runs",
     )
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks import results  # noqa: E402
 from ssd_keras.data.loading import load_dataset  # noqa: E402
 from ssd_keras.data.synthetic_shapes import SHAPE_CLASSES, make_shapes_dataset  # noqa: E402
 from ssd_keras.demo import ENCODER_OVERRIDES, MODEL_OVERRIDES  # noqa: E402
@@ -48,6 +49,7 @@ def main():
     parser.add_argument(
         "--epochs", type=int, default=4, help="epochs per configuration, the first not counted (default 4)"
     )
+    results.add_argument(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         info = make_shapes_dataset(os.path.join(root, "shapes"), n_trainval=4 * STEPS, n_test=4, verbose=False)
@@ -90,6 +92,14 @@ def main():
     print(f"SSD7 128x128, batch 4, {STEPS} steps an epoch, median over epochs 2-{args.epochs}, {os.cpu_count()} CPUs")
     for name, ms in rows:
         print(f"{name:58s} {ms:6.1f} ms/step")
+    results.save(
+        args,
+        f"bench_fit_{keras.backend.backend()}",
+        "Training SSD7 (128x128, batch 4, flips) from arrays or from keras_dataset",
+        ["training from", "ms per step"],
+        [[name, round(ms, 1)] for name, ms in rows],
+        f"{STEPS} steps an epoch, the median over epochs 2-{args.epochs}",
+    )
 
 
 if __name__ == "__main__":

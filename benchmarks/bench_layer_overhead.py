@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
+from benchmarks import results  # noqa: E402
 from benchmarks.bench_core import run_times  # noqa: E402
 
 
@@ -65,6 +66,7 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, default=80, help="convolution layers (default 80)")
     parser.add_argument("--calls", type=int, default=20, help="forward calls per timed run (default 20)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs (default 7)")
+    results.add_argument(parser)
     args = parser.parse_args(argv)
     backend = keras.backend.backend()
     model = stacked_convolutions(args.layers)
@@ -94,6 +96,14 @@ def main(argv=None):
     )
     for name, ms in figures.items():
         print(f"  {name:28s} {ms:7.2f} ms per forward call, {1e3 * ms / args.layers:6.1f} us per layer")
+    results.save(
+        args,
+        f"bench_layer_overhead_{backend}",
+        f"Keras' per-layer cost: {args.layers} small convolutions on {backend}",
+        ["forward call", "ms per call", "us per layer"],
+        [[name, round(ms, 2), round(1e3 * ms / args.layers, 1)] for name, ms in figures.items()],
+        f"1x4x4x8 input, medians of {args.repeats} runs of {args.calls} calls",
+    )
     return figures
 
 

@@ -16,7 +16,6 @@ runs that trace and compile the functions (Keras' `predict_on_batch` and
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 
+from benchmarks import results  # noqa: E402
 from benchmarks.bench_core import random_labels, run_times  # noqa: E402
 from ssd_keras.losses.ssd_loss import SSDLoss  # noqa: E402
 from ssd_keras.models.presets import build, builder_kwargs, make_encoder  # noqa: E402
@@ -63,7 +63,7 @@ def rows(rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per benchmark (default 5)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
+    results.add_argument(parser)
     args = parser.parse_args()
     print(f"Keras {keras.__version__} on {keras.backend.backend()}")
     figures = {}
@@ -72,9 +72,15 @@ def main():
         p25, p50, p75 = median_ms(fn, args.repeats)
         figures[name] = [p25, p50, p75]
         print(f"{name:56s} {p50:10.1f} {p25:8.1f} {p75:8.1f}", flush=True)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(dict(backend=keras.backend.backend(), figures=figures), f, indent=1)
+    backend = keras.backend.backend()
+    results.save(
+        args,
+        f"bench_models_{backend}",
+        f"SSD300 and SSD7 inference and training steps on {backend}",
+        ["benchmark", "median ms", "p25 ms", "p75 ms"],
+        [[name, round(p50, 1), round(p25, 1), round(p75, 1)] for name, (p25, p50, p75) in figures.items()],
+        f"medians of {args.repeats} runs after a warm-up, random weights",
+    )
 
 
 if __name__ == "__main__":

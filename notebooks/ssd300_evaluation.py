@@ -92,6 +92,13 @@ if SMOKE:
 
 # %% [markdown]
 # ## 2. The model
+#
+# An SSD300 in `'inference'` mode, whose decoding layer keeps every detection above
+# `confidence_thresh=0.01`: the average precision integrates over all confidence levels, so
+# low-scored detections count too (a threshold of 0.5, right for display, would cut the
+# precision-recall curve short and lower the AP). `top_k=200` detections per image are
+# kept. The weights are those of the "07+12+COCO" model, which was trained with the COCO
+# anchor scales on COCO first and fine-tuned on VOC.
 
 # %%
 K.clear_session()
@@ -131,6 +138,12 @@ model.compile(
 
 # %% [markdown]
 # ## 3. The data: difficult boxes are kept and count as neutral, as in the devkit
+#
+# Pascal VOC flags objects that are hard to recognise as "difficult". The official
+# evaluation (the VOC devkit's `VOCevaldet`) counts them neither way: missing one is no
+# miss, and a detection that matches one is no false positive. So the test set is read with
+# `exclude_difficult=False`, and the `Evaluator` treats those boxes as neutral
+# (`ignore_neutral_boxes=True` below).
 
 # %%
 dataset = DataGenerator()
@@ -147,6 +160,20 @@ dataset.parse_xml(
 
 # %% [markdown]
 # ## 4. Evaluate
+#
+# The `Evaluator` predicts on every image (`data_generator_mode='resize'` resizes them to the
+# model's input; the boxes are mapped back to the original image), then follows the devkit:
+#
+# * `matching_iou_threshold=0.5`: a detection is a true positive if it overlaps a box of its
+#   class that no higher-scored detection has matched, by an IoU of 0.5 or more;
+#   `border_pixels='include'` computes IoUs with the devkit's +1-pixel convention.
+# * `sorting_algorithm`: how the detections are ranked by confidence (ties in a stable
+#   order with `'mergesort'`).
+# * `average_precision_mode='sample'` with `num_recall_points=11`: the VOC2007 AP, the mean
+#   of the best precision at recall 0, 0.1, ..., 1; `'integrate'` gives the VOC2010+ AP, the
+#   area under the precision envelope.
+#
+# It returns the mean AP and, on request, the per-class APs, precisions and recalls.
 
 # %%
 evaluator = Evaluator(model=model, n_classes=n_classes, data_generator=dataset, model_mode=model_mode)
@@ -193,6 +220,11 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Advanced use: the steps one by one
+#
+# The same evaluation, step by step, for those who want to look at the intermediate
+# results: the ground-truth boxes per class, the matching of the predictions (true and false
+# positives per class, in descending confidence), the cumulative precision and recall, the
+# AP per class and their mean.
 
 # %%
 evaluator.get_num_gt_per_class(ignore_neutral_boxes=True, verbose=False, ret=False)

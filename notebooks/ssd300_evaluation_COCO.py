@@ -47,6 +47,9 @@ from ssd_keras.models.ssd300 import ssd_300
 
 # %% [markdown]
 # ## 1. Parameters
+#
+# COCO's val2017 images and their annotations file, the file the detections are written to,
+# and the weights of the SSD300 trained on COCO (80 classes, the COCO anchor scales).
 
 # %%
 dataset_root = "../datasets/MicrosoftCOCO"
@@ -100,6 +103,9 @@ if SMOKE:
 
 # %% [markdown]
 # ## 2. The model
+#
+# As for Pascal VOC, the model decodes in the graph and keeps every detection above 0.01:
+# COCO's AP integrates over all confidences and over IoU thresholds from 0.5 to 0.95.
 
 # %%
 K.clear_session()
@@ -136,6 +142,13 @@ model.compile(optimizer=Adam(learning_rate=0.001), loss=SSDLoss(neg_pos_ratio=3,
 
 # %% [markdown]
 # ## 3. Predict on the whole data set and write the results file
+#
+# `parse_json` reads the images of the annotations file (`ground_truth_available=False`:
+# the boxes are pycocotools' to read, not ours). The model's class ids count 1 to 80 in
+# the order of the file's categories, while COCO's category ids have gaps (1 to 90):
+# `get_coco_category_maps` gives the maps between the two, and `predict_all_to_json`
+# writes every detection as COCO's results format wants it, `{"image_id", "category_id",
+# "score", "bbox": [x, y, width, height]}`, in the original image's pixels.
 
 # %%
 dataset = DataGenerator()
@@ -166,6 +179,10 @@ print(len(results), "detections written to", results_file)
 
 # %% [markdown]
 # ## 4. COCOeval
+#
+# pycocotools computes COCO's twelve numbers: the AP averaged over IoU thresholds 0.5 to
+# 0.95 (the main COCO metric), at 0.5 (VOC-like) and 0.75, for small, medium and large
+# objects, and the average recall with 1, 10 and 100 detections per image.
 
 # %%
 coco_gt = COCO(annotations_filename)

@@ -56,6 +56,12 @@ from ssd_keras.models.ssd300 import ssd_300
 
 # %% [markdown]
 # ## 1. Parameters: data, weights, schedule
+#
+# SSD300 is trained on the union of the Pascal VOC 2007 and 2012 `trainval` splits ("07+12",
+# 16,551 images) and validated on VOC 2007 `test` (4,952 images). The base network starts
+# from the **reduced VGG-16**: VGG-16 trained on ImageNet, with its fully connected `fc6`
+# and `fc7` turned into convolutions and subsampled, as the SSD authors did. The original
+# trained 120,000 steps of batch 32 (120 epochs of 1,000 steps).
 
 # %%
 # Pascal VOC (edit these paths).
@@ -111,6 +117,28 @@ if SMOKE:
 
 # %% [markdown]
 # ## 2. The model
+#
+# `ssd_300` builds the paper's model with the original's layer names, so the published
+# weights load by name. Its parameters, in the order of the cell below:
+#
+# * `mean_color` and `swap_channels`: the model takes RGB images in 0-255, subtracts the
+#   ImageNet mean and reorders the channels to BGR inside the graph, as the Caffe weights
+#   expect.
+# * `scales`: the anchor size of each of the six predictor layers (conv4_3, fc7, conv6_2 ...
+#   conv9_2) as a fraction of the image side, plus one for the last layer's second square
+#   anchor. The COCO-trained models use smaller scales (their objects are smaller).
+# * `aspect_ratios`: per predictor layer, the width-to-height ratios of its anchors; 3 and
+#   1/3 on the middle layers. With `two_boxes_for_ar1`, each layer has a second square
+#   anchor: 4 or 6 anchors per position, 8,732 in all.
+# * `steps`: the distance between anchor centres in pixels, per layer (the Caffe values,
+#   not the image size divided by the feature-map size); `offsets`: the first centre at half
+#   a step.
+# * `variances`: the offsets of the box centres are divided by 0.1 and those of the sizes by
+#   0.2 in the loss, which balances it against the classification loss.
+# * `l2_regularization=0.0005`: weight decay on every kernel.
+#
+# `load_weights(..., by_name=True)` loads the VGG layers from the reduced VGG-16 file and
+# leaves the new layers (conv6 to conv9, the predictors) at their random initialisation.
 
 # %%
 img_height, img_width, img_channels = 300, 300, 3
@@ -154,6 +182,8 @@ model = ssd_300(
 )
 model.load_weights(weights_path, by_name=True)
 
+# The paper's optimizer: SGD with momentum 0.9 at a learning rate of 1e-3 (divided by 10
+# later by the schedule below); the loss mines 3 negatives per positive.
 sgd = SGD(learning_rate=0.001, momentum=0.9, nesterov=False)  # Keras 3: learning_rate, no decay argument
 # adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
 ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
@@ -172,6 +202,12 @@ model.optimizer.build(model.trainable_variables)  # optional: TensorFlow then tr
 
 # %% [markdown]
 # ## 3. Data: parse, (optionally) convert to HDF5, augment, encode
+#
+# `parse_xml` reads the VOC annotations of every image set listed; `exclude_difficult`
+# leaves out the boxes flagged difficult (kept for training, left out of validation, as the
+# original did). Reading tens of thousands of JPEG files each epoch is slow on some disks:
+# `create_hdf5_dataset` writes the images and labels into one HDF5 file, which a
+# `DataGenerator(hdf5_dataset_path=...)` then reads instead.
 
 # %%
 train_dataset = DataGenerator(load_images_into_memory=False, hdf5_dataset_path=None)
@@ -206,6 +242,15 @@ train_dataset.create_hdf5_dataset(
 print("Training images:", train_dataset.get_dataset_size(), " validation images:", val_dataset.get_dataset_size())
 
 # %%
+# %% [markdown]
+# The training images go through the paper's augmentation, `SSDDataAugmentation`: photometric
+# distortions (brightness, contrast, saturation, hue, in random order), "expand" (the image
+# placed at random on a canvas up to 4 times its size, filled with the mean colour: small
+# objects), a random crop whose boxes overlap it by at least a randomly chosen IoU
+# (objects cut), a horizontal flip, and the resize to 300x300 with a random interpolation.
+# Validation images are only resized.
+
+# %%
 ssd_data_augmentation = SSDDataAugmentation(img_height=img_height, img_width=img_width, background=mean_color)
 convert_to_3_channels = ConvertTo3Channels()
 resize = Resize(height=img_height, width=img_width)
@@ -238,6 +283,11 @@ val_data = val_dataset.keras_dataset(
 
 # %% [markdown]
 # ## 4. Train
+#
+# The schedule of the original's reproduction of the Caffe training: a learning rate of 1e-3
+# for 80 epochs (80,000 steps), then 1e-4 for 20 and 1e-5 for the last 20. `ModelCheckpoint`
+# keeps the models that improve the validation loss; `TerminateOnNaN` stops a run whose loss
+# diverges (SGD from a fresh head can, in the first steps: start again).
 
 
 # %%
@@ -291,6 +341,10 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Predictions on validation images
+#
+# The model in training mode outputs raw predictions; `decode_detections` turns them into
+# boxes in the 300x300 frame, and `apply_inverse_transforms` maps them back onto the
+# original image with the inverse of the resize the batch went through.
 
 # %%
 # Draws detections (coloured, labelled) and ground truth (green) with matplotlib.

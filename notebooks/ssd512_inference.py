@@ -19,7 +19,9 @@
 # Load the published Pascal VOC weights of the original (`VGG_VOC0712_SSD_512x512_iter_120000.h5`,
 # converted from the Caffe model) into an SSD512 built in inference mode, and detect objects in images. With
 # `SSD_KERAS_SMOKE=1` the weights are random (written in the original's Keras-2 `.h5` layout)
-# and the images synthetic, so the boxes mean nothing: the run checks the plumbing.
+# and the images synthetic, so the boxes mean nothing: the run checks the plumbing. Without
+# the weights file, everything up to the cell that loads it runs on the photographs in
+# `examples/`.
 #
 # This notebook is `ssd300_inference`'s twin for SSD512, as in the original, which ships both.
 
@@ -52,10 +54,15 @@ from ssd_keras.models.ssd512 import ssd_512
 
 # %% [markdown]
 # ## 1. Parameters
+#
+# The published weights file, the images to look at (here the photographs that come with
+# the repository: a person and a cat, two of the 20 Pascal VOC classes, and a cup of
+# coffee, which is none of them), the Pascal VOC test set for section 4, and the class names
+# in the order the model was trained with, 'background' first.
 
 # %%
 weights_path = "VGG_VOC0712_SSD_512x512_iter_120000.h5"
-image_paths = ["examples/fish_bike.jpg"]
+image_paths = ["examples/astronaut.jpg", "examples/chelsea.jpg", "examples/coffee.jpg"]
 VOC_2007_ROOT = "../datasets/VOCdevkit/VOC2007"
 classes = [
     "background",
@@ -99,8 +106,25 @@ if SMOKE:
     )
     del random_model
 
+# %%
+fig, axes = plt.subplots(1, len(image_paths), figsize=(5 * len(image_paths), 4), squeeze=False)
+for ax, path in zip(axes[0], image_paths):
+    ax.imshow(keras.utils.load_img(path))
+    ax.set_title(os.path.basename(path))
+    ax.axis("off")
+plt.show()
+
 # %% [markdown]
 # ## 2. Build the model and load the weights
+#
+# `mode="inference"` ends the model in a `DecodeDetections` layer, so that it outputs
+# detections instead of raw predictions: for every (anchor, class) pair scored above
+# `confidence_thresh`, the box is decoded; non-maximum suppression per class drops boxes
+# that overlap a higher-scored box of their class by more than `iou_threshold` (keeping at
+# most `nms_max_output_size` per class), and the `top_k` best remain. The anchor settings
+# (`scales`, `aspect_ratios`, `steps`, `offsets`, `variances`) must be those the weights were
+# trained with: these are the Pascal VOC model's. (`mode="inference_fast"` uses the
+# original's faster variant, which gives each anchor only its best class before NMS.)
 
 # %%
 scales = [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]
@@ -137,6 +161,12 @@ model = ssd_512(
     top_k=200,
     nms_max_output_size=400,
 )
+
+# %% [markdown]
+# The published weights load by layer name (the file is a Keras 2.1 `save_weights` file:
+# one group per layer, which this model's layer names match).
+
+# %% tags=["needs-published-weights"]
 model.load_weights(weights_path, by_name=True)
 # Compiling is no longer needed for prediction; the original compiled "so Keras won't complain":
 adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
@@ -154,6 +184,11 @@ model.compile(optimizer=adam, loss=ssd_loss.compute_loss)
 
 # %% [markdown]
 # ## 3. Detect objects in images
+#
+# The images are resized to SSD512's input; the model outputs `(batch, top_k, 6)` rows of
+# `[class_id, confidence, xmin, ymin, xmax, ymax]` in the resized frame, best first, padded
+# with zero rows. Rows above the threshold are the detections; scaling their coordinates by
+# the ratio of the original size to the input size puts them on the original image.
 
 # %%
 orig_images, input_images = [], []

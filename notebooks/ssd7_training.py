@@ -16,9 +16,16 @@
 # %% [markdown]
 # # SSD7 training
 #
-# The small SSD7 of the original, trained from scratch. The original used the Udacity traffic
-# data set (5 classes, 300x480 images, CSV labels); its parameters are in the cell below. With
-# `SSD_KERAS_SMOKE=1` (and by default when the CSV is missing) it trains on the synthetic shapes.
+# SSD7 is the original's small SSD: seven convolutional layers, four of which feed
+# predictor layers, small enough to train from scratch on a CPU or a modest GPU. It is a
+# template for SSDs on base networks of your own, and a quick way to see every part of SSD
+# at work: the model, the anchor boxes, the encoding of the ground truth, the data pipeline
+# with its augmentation, training, and the decoding of the predictions.
+#
+# The original trained it on the Udacity traffic data set (5 classes: car, truck,
+# pedestrian, bicyclist, traffic light; 300x480 images; CSV labels); its paths are in the
+# parameters cell below. Without that data set (or with `SSD_KERAS_SMOKE=1`, as the tests
+# run it) the notebook trains on the synthetic shapes of the demo, which it writes itself.
 
 # %%
 import os
@@ -50,6 +57,13 @@ from ssd_keras.models.ssd7 import build_model
 
 # %% [markdown]
 # ## 1. Parameters
+#
+# * The data: an images folder and two CSV files (training and validation) with one row per
+#   box, `image_name, xmin, xmax, ymin, ymax, class_id`.
+# * `classes`: the class names in id order, **'background' first**: class id 0 is always the
+#   background, and `n_classes` everywhere below counts only the others.
+# * The input size of the model; images of any size are resized to it.
+# * The batch size, the number of epochs and the steps per epoch (batches, not images).
 
 # %%
 # The Udacity traffic data set of the original (CSV: image_name, xmin, xmax, ymin, ymax, class_id).
@@ -73,6 +87,27 @@ if use_shapes:
 
 # %% [markdown]
 # ## 2. The model
+#
+# `build_model` builds SSD7 with the original's layer names. Its parameters:
+#
+# * `image_size`, `n_classes`: the input and the positive classes.
+# * `mode`: `'training'` outputs the raw predictions, `(batch, n_anchors, n_classes + 1 + 12)`,
+#   which the loss compares with the encoded ground truth; `'inference'` and
+#   `'inference_fast'` add a decoding layer that outputs the detections.
+# * `l2_regularization`: the weight decay of the convolution kernels.
+# * `scales`: the anchor size of each of the four predictor layers as a fraction of the
+#   shorter image side, plus one more value for the second square anchor of the last layer.
+#   The smallest scale sets the smallest objects the model can find well.
+# * `aspect_ratios_global` (or `aspect_ratios_per_layer`): the width-to-height ratios of the
+#   anchors at every position; `two_boxes_for_ar1` adds a second, larger square anchor.
+# * `steps` and `offsets`: the spacing of the anchor centres and where the first one sits;
+#   `None` derives them from the image and feature-map sizes.
+# * `clip_boxes`: whether anchors are clipped to the image.
+# * `variances`: the scaling of the box offsets in the loss; smaller variances make the
+#   localisation loss weigh more.
+# * `normalize_coords`: anchors and offsets in coordinates relative to the image (0 to 1).
+# * `subtract_mean`, `divide_by_stddev`: input normalisation inside the model, so that it
+#   takes raw 0-255 pixels.
 
 # %%
 intensity_mean = 127.5  # maps pixel values to [-1, 1] together with the next line
@@ -106,6 +141,15 @@ model = build_model(
     divide_by_stddev=intensity_range,
 )
 # model.load_weights("./ssd7_weights.h5", by_name=True)   # to start from earlier weights
+
+# %% [markdown]
+# The loss (`SSDLoss`) is the paper's: a smooth L1 loss of the box offsets of the anchors
+# matched to an object, plus a softmax cross entropy of the classes of those anchors and of
+# the hardest background anchors, at most `neg_pos_ratio` of them per positive, all divided
+# by the number of positives; `alpha` weighs the localisation part. The original trained
+# SSD7 with Adam.
+
+# %%
 adam = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08)
 ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
 model.compile(optimizer=adam, loss=ssd_loss.compute_loss)
@@ -113,6 +157,11 @@ model.optimizer.build(model.trainable_variables)  # optional: TensorFlow then tr
 
 # %% [markdown]
 # ## 3. Data
+#
+# A `DataGenerator` reads the annotations (`parse_csv`, `parse_xml` for Pascal VOC,
+# `parse_json` for COCO) and, with `load_images_into_memory=True`, decodes every image up
+# front (fast epochs, if they fit in memory). It then builds batches with
+# transformations, encoded by the label encoder.
 
 # %%
 train_dataset = DataGenerator(load_images_into_memory=True, hdf5_dataset_path=None)
@@ -143,6 +192,23 @@ else:
     )
 print("Training images:", train_dataset.get_dataset_size(), " validation images:", val_dataset.get_dataset_size())
 
+# %% [markdown]
+# The transformations: every image is resized to the model's input, and the training images
+# are augmented by the original's `DataAugmentationConstantInputSize` chain. Each step runs
+# with its probability (the last number of its tuple):
+#
+# * `random_brightness` (add a value from -48 to 48), `random_contrast`, `random_saturation`
+#   (multiply by 0.5-1.8), `random_hue` (shift by up to 18): photometric changes;
+# * `random_flip`: a horizontal flip;
+# * `random_translate`: a shift of 3-50 % of the image height and width;
+# * `random_scale`: a zoom in or out by 0.5-2;
+# * after the geometric steps, boxes mostly outside the image are dropped
+#   (`overlap_criterion='area'`, `bounds_box_filter`: at least 30 % of a box's area inside),
+#   and a result with fewer than `n_boxes_min` boxes half inside (`bounds_validator`) is
+#   tried again, up to `n_trials_max` times; `clip_boxes` clips the boxes to the image, and
+#   `background` fills the uncovered pixels.
+
+# %%
 resize = Resize(height=img_height, width=img_width)
 data_augmentation_chain = DataAugmentationConstantInputSize(
     random_brightness=(-48, 48, 0.5),
@@ -160,6 +226,20 @@ data_augmentation_chain = DataAugmentationConstantInputSize(
     n_boxes_min=1,
     background=(0, 0, 0),
 )
+# %% [markdown]
+# The label encoder turns each image's boxes into the training target of every anchor:
+# `SSDInputEncoder.from_model` reads the anchor settings from the model, so the two cannot
+# disagree. Matching: every box gets the anchor it overlaps most, and with
+# `matching_type='multi'` also every anchor that overlaps it by `pos_iou_threshold` or more;
+# anchors that overlap no box by `neg_iou_limit` or more are background; the ones in
+# between are neutral and do not count in the loss.
+#
+# `keras_dataset` wraps the data set for `model.fit`: a `keras.utils.PyDataset` with a known
+# number of batches per epoch, a new order per epoch (`shuffle`), batches built ahead by
+# worker threads (or processes, `use_multiprocessing=True`), and `returns` naming what each
+# batch holds.
+
+# %%
 # The anchor settings and feature-map sizes come from the model's AnchorBoxes layers.
 ssd_input_encoder = SSDInputEncoder.from_model(model, matching_type="multi", pos_iou_threshold=0.5, neg_iou_limit=0.3)
 train_data = train_dataset.keras_dataset(
@@ -181,6 +261,13 @@ val_data = val_dataset.keras_dataset(
 
 # %% [markdown]
 # ## 4. Train
+#
+# The callbacks of the original: `ModelCheckpoint` keeps the best model by validation loss
+# (the file name records the epoch and the losses), `CSVLogger` the losses per epoch,
+# `EarlyStopping` ends training when the validation loss stops improving for 10 epochs,
+# `ReduceLROnPlateau` divides the learning rate by 5 after 8 epochs without improvement,
+# `TerminateOnNaN` stops on a NaN loss. (`ssd-keras train` and `ssd_keras.training.train`
+# do all this and also resume exactly after a crash.)
 
 # %%
 callbacks = [
@@ -221,6 +308,14 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Predictions
+#
+# The model in `'training'` mode outputs raw predictions; `decode_detections` turns them
+# into boxes: it undoes the offset encoding, keeps the (anchor, class) pairs scored above
+# `confidence_thresh`, runs non-maximum suppression per class (a box overlapping a
+# higher-scored one of its class by more than `iou_threshold` is dropped) and keeps the
+# `top_k` best. Its rows are `[class_id, confidence, xmin, ymin, xmax, ymax]` in the
+# model's input pixels. (A model built with `mode='inference'` does the same inside the
+# graph.)
 
 # %%
 # Draws detections (coloured, labelled) and ground truth (green) with matplotlib.

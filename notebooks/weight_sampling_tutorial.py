@@ -54,6 +54,10 @@ from ssd_keras.models.weight_sampling import sample_tensors
 
 # %% [markdown]
 # ## 1. The source weights
+#
+# The SSD300 trained on COCO, and the file the sub-sampled weights go to (a copy of the
+# source, whose classifier layers are then replaced). The anchor settings are those of the
+# COCO model: they do not depend on the classes, and the fine-tuned model keeps them.
 
 # %%
 weights_source_path = "VGG_coco_SSD_300x300_iter_400000.h5"
@@ -86,6 +90,19 @@ weights_destination_file = h5py.File(weights_destination_path, "r+")
 
 # %% [markdown]
 # ## 2. Choose the classes and sub-sample the classifier layers
+#
+# Each classifier layer predicts, at every position, 81 scores for each of its anchors: its
+# kernel has `n_anchors * 81` output channels, anchor by anchor. Keeping a class means
+# keeping its channel in every anchor's block of 81. `classes_of_interest` lists the
+# source's class indices to keep, background (0) first, in the order the new model will
+# number them: here car, truck, person, bicycle, traffic light, motorcycle, bus and stop sign
+# (COCO's indices 3, 8, 1, 2, 10, 4, 6, 12 in the original's files). An integer instead keeps
+# the background and that many minus one classes at random, for classes COCO does not have.
+#
+# `sample_tensors` cuts (or, for more classes than the source, extends) the kernel and the
+# bias along the output-channel axis: `sampling_instructions` gives, per axis of the kernel,
+# the indices to keep or the new size; `axes=[[3]]` says that the bias's only axis follows
+# the kernel's axis 3; new channels, if any, start from `init`.
 
 # %%
 classifier_names = [
@@ -142,6 +159,11 @@ weights_destination_file.close()
 # does the loop above in one call, and `ssd-keras sample-weights` from the shell.)
 #
 # ## 3. Load the sub-sampled weights into an 8-class SSD300
+#
+# Every layer of an 8-class SSD300 now finds weights of its shape in the file: the base
+# network and the localisation layers unchanged, the classifiers cut to 9 scores per anchor.
+# The model can detect these eight classes at once, and trains on a data set of them from
+# there (fine-tuning), much faster than from the VGG-16 base.
 
 # %%
 n_classes = 8

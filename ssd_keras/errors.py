@@ -7,10 +7,10 @@ statuses by class: `ArgumentError` is 2 (unusable arguments, found before any wo
 argparse's), `TrainingInterrupted` is 128 plus the signal's number, every other
 `SSDKerasError` is 1.
 
-Example:
->>> from ssd_keras.errors import DatasetError, SSDKerasError
->>> issubclass(DatasetError, SSDKerasError)
-True
+Examples:
+    >>> from ssd_keras.errors import DatasetError, SSDKerasError
+    >>> issubclass(DatasetError, SSDKerasError)
+    True
 """
 
 

@@ -77,3 +77,37 @@ def test_notebook_runs_in_smoke_mode(name, monkeypatch, tmp_path):
     )
     assert images >= PLOTS.get(name, 0), f"{name} showed {images} plots"
     assert os.listdir(tmp_path), f"{name} wrote nothing to SSD_KERAS_WORK_DIR"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ssd300_inference.ipynb", "ssd512_inference.ipynb"])
+def test_inference_notebook_runs_on_the_example_photographs_up_to_the_published_weights(name, monkeypatch):
+    # Outside the smoke mode: the notebook reads the photographs in examples/ (the files it
+    # names exist), shows them and builds its model; the first cell that needs the published
+    # weights file (tagged) is where a user without it stops.
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.delenv("SSD_KERAS_SMOKE", raising=False)
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+        notebook = nbformat.read(f, as_version=4)
+    stop = next(
+        i for i, cell in enumerate(notebook.cells) if "needs-published-weights" in cell.metadata.get("tags", [])
+    )
+    assert "load_weights" in notebook.cells[stop].source
+    notebook.cells = notebook.cells[:stop]
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+    ).execute()
+    shown = [
+        out
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(shown) == 1  # the example photographs, side by side
+    paths = next(cell.source for cell in notebook.cells if "image_paths = [" in cell.source)
+    for path in ("examples/astronaut.jpg", "examples/chelsea.jpg", "examples/coffee.jpg"):
+        assert path in paths and os.path.isfile(os.path.join(ROOT, path))

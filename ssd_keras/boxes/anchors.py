@@ -255,10 +255,10 @@ def generate_anchor_boxes(
         ValueError: for an unknown `coords`, a malformed step or offset, or a
             feature map smaller than 1x1.
 
-    Example:
-    >>> generate_anchor_boxes(300, 300, (1, 1), [1.0], 0.5, 0.5, normalize_coords=True)[0, 0]
-    array([[0.5, 0.5, 0.5, 0.5],
-           [0.5, 0.5, 0.5, 0.5]])
+    Examples:
+        >>> generate_anchor_boxes(300, 300, (1, 1), [1.0], 0.5, 0.5, normalize_coords=True)[0, 0]
+        array([[0.5, 0.5, 0.5, 0.5],
+               [0.5, 0.5, 0.5, 0.5]])
     """
     check_one_of("coords", coords, COORDS)
     geo = anchor_geometry(

@@ -78,9 +78,9 @@ def convert_coordinates(tensor, start_index, conversion, border_pixels="half"):
     Raises:
         ValueError: for an unknown `conversion` or `border_pixels`.
 
-    Example:
-    >>> convert_coordinates(np.array([[0., 0., 10., 20.]]), 0, 'corners2centroids')
-    array([[ 5., 10., 10., 20.]])
+    Examples:
+        >>> convert_coordinates(np.array([[0., 0., 10., 20.]]), 0, 'corners2centroids')
+        array([[ 5., 10., 10., 20.]])
     """
     check_one_of("conversion", conversion, CONVERSIONS)
     d = border_offset(border_pixels)
@@ -210,9 +210,9 @@ def intersection_area(boxes1, boxes2, coords="centroids", mode="outer_product", 
         ValueError: for an unknown `coords`, `mode` or `border_pixels`, or inputs
             that are not (4,) / (k, 4) arrays.
 
-    Example:
-    >>> intersection_area([0, 0, 10, 10], [5, 5, 15, 15], coords='corners')
-    array([[25.]])
+    Examples:
+        >>> intersection_area([0, 0, 10, 10], [5, 5, 15, 15], coords='corners')
+        array([[25.]])
     """
     d = border_offset(border_pixels)
     corners1, corners2 = _prepare_pair(boxes1, boxes2, coords, mode)
@@ -247,9 +247,9 @@ def iou(boxes1, boxes2, coords="centroids", mode="outer_product", border_pixels=
     Raises:
         ValueError: as `intersection_area`.
 
-    Example:
-    >>> iou([0, 0, 10, 10], [5, 5, 15, 15], coords='corners')  # 25 / (100 + 100 - 25)
-    array([[0.14285714]])
+    Examples:
+        >>> iou([0, 0, 10, 10], [5, 5, 15, 15], coords='corners')  # 25 / (100 + 100 - 25)
+        array([[0.14285714]])
     """
     d = border_offset(border_pixels)
     corners1, corners2 = _prepare_pair(boxes1, boxes2, coords, mode)

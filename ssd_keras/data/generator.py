@@ -685,9 +685,10 @@ class DataGenerator:
         stops an epoch early, with an "input ran out of data" warning, when
         ``model.fit(steps_per_epoch=...)`` asks for more batches than one pass has.
 
-        Example:
-        >>> train = train_dataset.keras_dataset(32, transformations=[SSDDataAugmentation()], label_encoder=encoder)
-        >>> model.fit(train, epochs=10)
+        Examples:
+            >>> train = train_dataset.keras_dataset(32, transformations=[SSDDataAugmentation()],  # doctest: +SKIP
+            ...                                     label_encoder=encoder)
+            >>> model.fit(train, epochs=10)  # doctest: +SKIP
         """
         self._check_generate_args(returns, degenerate_box_handling, keep_images_without_gt)
         if steps_per_epoch is not None and steps_per_epoch < 1:

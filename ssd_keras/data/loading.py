@@ -37,10 +37,10 @@ class DataSource:
         exclude_crowd: leave out COCO's crowd boxes.
         in_memory: decode all images up front.
 
-    Example:
-    >>> source = DataSource("csv", images_dirs=["udacity"], labels_file="udacity/labels_train.csv")
-    >>> source.data_format, source.input_format[0]
-    ('csv', 'image_name')
+    Examples:
+        >>> source = DataSource("csv", images_dirs=["udacity"], labels_file="udacity/labels_train.csv")
+        >>> source.data_format, source.input_format[0]
+        ('csv', 'image_name')
     """
 
     data_format: str

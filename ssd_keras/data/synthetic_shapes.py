@@ -20,11 +20,14 @@ Box coordinates are pixel edges: a shape drawn over the pixel columns ``x0 .. x1
 (inclusive) gets ``xmin = x0`` and ``xmax = x1 + 1``, so ``xmax - xmin`` is its width in
 pixels. Truncated objects' boxes are clipped to the image.
 
-Example:
->>> info = make_shapes_dataset('data/shapes', n_trainval=600, n_test=120, seed=0)
->>> dataset = DataGenerator()
->>> dataset.parse_xml(images_dirs=[info['images_dir']], image_set_filenames=[info['trainval']],
-...                   annotations_dirs=[info['annotations_dir']], classes=info['classes'])
+Examples:
+    >>> from ssd_keras.data import DataGenerator
+    >>> info = make_shapes_dataset('data/shapes', n_trainval=6, n_test=2, seed=0, verbose=False)
+    >>> dataset = DataGenerator(verbose=False)
+    >>> dataset.parse_xml(images_dirs=[info['images_dir']], image_set_filenames=[info['trainval']],
+    ...                   annotations_dirs=[info['annotations_dir']], classes=info['classes'], verbose=False)
+    >>> dataset.dataset_size, info['classes']
+    (6, ['background', 'circle', 'rectangle', 'triangle'])
 """
 
 import os

@@ -4,12 +4,12 @@ The decoding layers (`DecodeDetections`, `DecodeDetectionsFast`), the builders' 
 modes, `decode_detections`, the `Evaluator`, the COCO helpers, `add_decoding`, the demo
 and the command line all take their defaults from here.
 
-Example:
->>> from ssd_keras.encoding.decoding_config import DECODING, DISPLAY_DECODING
->>> DECODING.confidence_thresh, DECODING.iou_threshold, DECODING.top_k, DECODING.nms_max_output_size
-(0.01, 0.45, 200, 400)
->>> DISPLAY_DECODING.confidence_thresh
-0.5
+Examples:
+    >>> from ssd_keras.encoding.decoding_config import DECODING, DISPLAY_DECODING
+    >>> DECODING.confidence_thresh, DECODING.iou_threshold, DECODING.top_k, DECODING.nms_max_output_size
+    (0.01, 0.45, 200, 400)
+    >>> DISPLAY_DECODING.confidence_thresh
+    0.5
 """
 
 import dataclasses

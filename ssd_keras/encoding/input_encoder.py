@@ -179,14 +179,14 @@ class SSDInputEncoder:
         DegenerateBoxError: for a box with ``xmax <= xmin`` or ``ymax <= ymin``;
             the message names the batch item and the box.
 
-    Example:
-    >>> encoder = SSDInputEncoder(300, 300, n_classes=20,
-    ...     predictor_sizes=[(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)],
-    ...     scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
-    ...     aspect_ratios_per_layer=[[1.0, 2.0, 0.5]] + [[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0]] * 3 + [[1.0, 2.0, 0.5]] * 2,
-    ...     steps=[8, 16, 32, 64, 100, 300], offsets=[0.5] * 6, neg_iou_limit=0.5)
-    >>> encoder([np.array([[12, 146, 52, 386, 264]])]).shape
-    (1, 8732, 33)
+    Examples:
+        >>> encoder = SSDInputEncoder(300, 300, n_classes=20,
+        ...     predictor_sizes=[(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)],
+        ...     scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05],
+        ...     aspect_ratios_per_layer=[[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1 / 3]] * 3 + [[1, 2, 0.5]] * 2,
+        ...     steps=[8, 16, 32, 64, 100, 300], offsets=[0.5] * 6, neg_iou_limit=0.5)
+        >>> encoder([np.array([[12, 146, 52, 386, 264]])]).shape
+        (1, 8732, 33)
     """
 
     # The anchor arguments are twins of the builders' and `AnchorBoxes`' (the original's
@@ -359,9 +359,12 @@ class SSDInputEncoder:
             ValueError: if the model has no `AnchorBoxes` layer, or `matching_args`
                 holds an anchor setting (it comes from the model).
 
-        Example:
-        >>> model = ssd_300((300, 300, 3), n_classes=20, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05])
-        >>> encoder = SSDInputEncoder.from_model(model, pos_iou_threshold=0.5, neg_iou_limit=0.5)
+        Examples:
+            >>> from ssd_keras.models.ssd7 import build_model
+            >>> model = build_model((64, 64, 3), n_classes=3, scales=[0.2, 0.4, 0.6, 0.8, 0.95])
+            >>> encoder = SSDInputEncoder.from_model(model, pos_iou_threshold=0.5, neg_iou_limit=0.5)
+            >>> encoder.n_boxes_total == model.output.shape[1]
+            True
         """
         allowed = {"matching_type", "pos_iou_threshold", "neg_iou_limit", "border_pixels", "background_id"}
         unknown = set(matching_args) - allowed

@@ -323,8 +323,13 @@ def decode_detections(
     Raises:
         ValueError: as `decode_box_predictions`, or for a bad `top_k` or `border_pixels`.
 
-    Example:
-    >>> detections = decode_detections(y_pred, confidence_thresh=0.5, img_height=300, img_width=300)
+    Examples:
+        >>> from ssd_keras.encoding import SSDInputEncoder
+        >>> from ssd_keras.models.presets import encoder_kwargs
+        >>> encoder = SSDInputEncoder(**encoder_kwargs("ssd300_voc"))
+        >>> y_pred = encoder([np.array([[7, 30, 40, 130, 160]])])  # the output of a perfect model
+        >>> decode_detections(y_pred, confidence_thresh=0.5, img_height=300, img_width=300)[0].round(1)
+        array([[  7.,   1.,  30.,  40., 130., 160.]])
     """
     decode_args = _check_decode_args(y_pred, input_coords, normalize_coords, img_height, img_width)
     per_image = _decode_per_class(

@@ -315,9 +315,9 @@ class Evaluator:
         pred_format: columns of the decoded predictions.
         gt_format: columns of the ground-truth labels.
 
-    Example:
-    >>> evaluator = Evaluator(model, n_classes=20, data_generator=dataset, model_mode='inference')
-    >>> mean_ap, aps = evaluator(300, 300, batch_size=8, return_average_precisions=True)
+    Examples:
+        >>> evaluator = Evaluator(model, n_classes=20, data_generator=dataset, model_mode='inference')  # doctest: +SKIP
+        >>> mean_ap, aps = evaluator(300, 300, batch_size=8, return_average_precisions=True)  # doctest: +SKIP
     """
 
     def __init__(self, model, n_classes, data_generator, model_mode="inference", pred_format=None, gt_format=None):

@@ -32,9 +32,11 @@ class SSDLoss:
         background_id: the class column of the background, as the encoder's
             `background_id` (0 in the original, which assumed it).
 
-    Example:
-    >>> ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
-    >>> model.compile(optimizer="adam", loss=ssd_loss.compute_loss)
+    Examples:
+        >>> from ssd_keras.models.ssd7 import build_model
+        >>> model = build_model((64, 64, 3), n_classes=3, scales=[0.2, 0.4, 0.6, 0.8, 0.95])
+        >>> ssd_loss = SSDLoss(neg_pos_ratio=3, alpha=1.0)
+        >>> model.compile(optimizer="adam", loss=ssd_loss.compute_loss)
     """
 
     def __init__(self, neg_pos_ratio=3, n_neg_min=0, alpha=1.0, background_id=0):

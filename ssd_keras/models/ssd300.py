@@ -79,9 +79,9 @@ def ssd_300(
         ValueError: for missing scales or aspect ratios, lists of the wrong length,
             variances <= 0, or an unknown `mode` or `coords`.
 
-    Example:
-    >>> model = ssd_300((300, 300, 3), n_classes=20, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05])
-    >>> model.load_weights("VGG_VOC0712_SSD_300x300_iter_120000.h5", by_name=True)
+    Examples:
+        >>> model = ssd_300((300, 300, 3), n_classes=20, scales=[0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05])
+        >>> model.load_weights("VGG_VOC0712_SSD_300x300_iter_120000.h5", by_name=True)  # doctest: +SKIP
     """
     # The signature is SSD512's twin (`ssd_keras.models.ssd512.ssd_512`), kept for the original's callers.
     return vgg_ssd(SSD300, **locals())

@@ -53,9 +53,9 @@ def ssd_512(
     `return_predictor_sizes` gives a (7, 2) array. For 512x512 input the 'training'
     output is (batch, 24564, n_classes + 1 + 12).
 
-    Example:
-    >>> model = ssd_512((512, 512, 3), n_classes=20, scales=[0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05])
-    >>> model.load_weights("VGG_VOC0712_SSD_512x512_iter_120000.h5", by_name=True)
+    Examples:
+        >>> model = ssd_512((512, 512, 3), n_classes=20, scales=[0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05])
+        >>> model.load_weights("VGG_VOC0712_SSD_512x512_iter_120000.h5", by_name=True)  # doctest: +SKIP
     """
     # The signature is SSD300's twin (`ssd_keras.models.ssd300.ssd_300`), kept for the original's callers.
     return vgg_ssd(SSD512, **locals())

@@ -57,9 +57,9 @@ def build_model(
     Raises:
         ValueError: as `ssd_300`.
 
-    Example:
-    >>> model = build_model((300, 480, 3), n_classes=5, scales=[0.08, 0.16, 0.32, 0.64, 0.96],
-    ...                     normalize_coords=True, subtract_mean=127.5, divide_by_stddev=127.5)
+    Examples:
+        >>> model = build_model((300, 480, 3), n_classes=5, scales=[0.08, 0.16, 0.32, 0.64, 0.96],
+        ...                     normalize_coords=True, subtract_mean=127.5, divide_by_stddev=127.5)
     """
     config = resolve_model_config(
         len(SSD7_SOURCE_LAYERS),

@@ -69,9 +69,12 @@ def sample_tensors(weights_list, sampling_instructions, axes=None, init=None, me
     Raises:
         ValueError: for instructions that do not fit the shapes.
 
-    Example:
-    >>> kernel, bias = sample_tensors([kernel, bias], [3, 3, 512, [0, 3, 8, 81, 84, 89]], axes=[[3]],
-    ...                               init=['gaussian', 'zeros'])
+    Examples:
+        >>> kernel, bias = np.zeros((3, 3, 512, 2 * 81)), np.zeros(2 * 81)  # 2 boxes x 81 COCO classes
+        >>> kernel, bias = sample_tensors([kernel, bias], [3, 3, 512, [0, 3, 8, 81, 84, 89]], axes=[[3]],
+        ...                               init=['gaussian', 'zeros'])
+        >>> kernel.shape, bias.shape
+        ((3, 3, 512, 6), (6,))
     """
     rng = as_rng(rng)
     first = np.asarray(weights_list[0])

@@ -5,11 +5,11 @@ here); Python code builds one and calls `ssd_keras.training.train`. `check` find
 arguments that cannot work before anything is read or built, and imports no Keras, so
 the command line answers them at once.
 
-Example:
->>> from ssd_keras.training import TrainingConfig
->>> config = TrainingConfig(model="ssd7", class_names=("background", "car", "truck"), epochs=10, batch_size=4)
->>> config.n_classes_given, config.lr_boundaries
-(2, (80, 100))
+Examples:
+    >>> from ssd_keras.training import TrainingConfig
+    >>> config = TrainingConfig(model="ssd7", class_names=("background", "car", "truck"), epochs=10, batch_size=4)
+    >>> config.n_classes_given, config.lr_boundaries
+    (2, (80, 100))
 """
 
 import dataclasses

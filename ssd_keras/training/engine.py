@@ -87,11 +87,11 @@ def train(config, train_dataset=None, val_dataset=None, callbacks=()):
             on from (a second signal is a KeyboardInterrupt at once; not with
             ``strategy='multiworker'``).
 
-    Example:
-    >>> from ssd_keras.training import TrainingConfig, train
-    >>> config = TrainingConfig(model="ssd7", class_names=("background", "car"), image_size=(64, 64, 3),
-    ...                         out_dir="runs/cars", epochs=2, batch_size=4, optimizer="adam")
-    >>> model, history = train(config, train_dataset)  # doctest: +SKIP
+    Examples:
+        >>> from ssd_keras.training import TrainingConfig, train
+        >>> config = TrainingConfig(model="ssd7", class_names=("background", "car"), image_size=(64, 64, 3),
+        ...                         out_dir="runs/cars", epochs=2, batch_size=4, optimizer="adam")
+        >>> model, history = train(config, train_dataset)  # doctest: +SKIP
     """
     from ssd_keras.training.checkpointing import check_new_run
 

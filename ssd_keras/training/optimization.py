@@ -9,10 +9,10 @@ def lr_steps(learning_rate, boundaries):
     Returns:
         ``schedule(epoch, lr=None)``, a function for `keras.callbacks.LearningRateScheduler`.
 
-    Example:
-    >>> schedule = lr_steps(1e-3, [80, 100])
-    >>> [round(schedule(epoch), 6) for epoch in (0, 79, 80, 100)]
-    [0.001, 0.001, 0.0001, 1e-05]
+    Examples:
+        >>> schedule = lr_steps(1e-3, [80, 100])
+        >>> [round(schedule(epoch), 6) for epoch in (0, 79, 80, 100)]
+        [0.001, 0.001, 0.0001, 1e-05]
     """
     boundaries = sorted(int(b) for b in boundaries)
 

@@ -19,9 +19,9 @@ class DataAugmentationConstantInputSize(TransformChain):
         random_flip: probability of a horizontal flip.
         random_translate: ``((dy_min, dy_max), (dx_min, dx_max), prob)`` as fractions.
         random_scale: ``(min_factor, max_factor, prob)`` with min < 1 < max.
-        n_trials_max, clip_boxes, overlap_criterion, bounds_box_filter,
-        bounds_validator, n_boxes_min, background: for the translate and scale steps'
-            `BoxFilter` (min area 16) and `ImageValidator`.
+        n_trials_max, clip_boxes, overlap_criterion, bounds_box_filter, bounds_validator: for the
+            translate and scale steps' `BoxFilter` (min area 16) and `ImageValidator`.
+        n_boxes_min, background: likewise.
         labels_format, rng: as the other transformations.
 
     Raises:

@@ -20,8 +20,8 @@ class DataAugmentationVariableInputSize(TransformChain):
             as `DataAugmentationConstantInputSize`.
         min_scale, max_scale: patch width as a fraction of the image width.
         min_aspect_ratio, max_aspect_ratio: patch aspect ratio (width / height).
-        n_trials_max, clip_boxes, overlap_criterion, bounds_box_filter,
-        bounds_validator, n_boxes_min, background, labels_format, rng: as there.
+        n_trials_max, clip_boxes, overlap_criterion, bounds_box_filter, bounds_validator: as there.
+        n_boxes_min, background, labels_format, rng: as there.
         _before_patch: steps inserted before the patch (`DataAugmentationSatellite`).
 
     Works with or without labels (the original crashed without them).
