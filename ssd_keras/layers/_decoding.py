@@ -82,7 +82,7 @@ def first_max(values, axis=-1):
     """Position of the first maximum along `axis` (backends differ on ties in argmax)."""
     size = values.shape[axis]
     best = ops.max(values, axis=axis, keepdims=True)
-    positions = ops.arange(size, dtype="int32")
+    positions = ops.arange(0, size, dtype="int32")
     return ops.min(ops.where(values == best, positions, scalar_like(size, positions)), axis=axis)
 
 
@@ -94,8 +94,10 @@ def batch_gather(values, indices):
     (and says so on stderr in every process)."""
     n = values.shape[1]
     flat = ops.reshape(values, (-1,) + tuple(values.shape[2:]))
-    offsets = ops.arange(ops.shape(values)[0], dtype="int32")[:, None] * n
-    return ops.take(flat, indices + offsets, axis=0)
+    # Each row's number, 0 to batch - 1, without an `arange` of the batch size (a symbolic
+    # dimension when the model is exported with a dynamic batch).
+    rows = ops.cumsum(ops.ones_like(indices[:, :1]), axis=0) - 1
+    return ops.take(flat, indices + rows * n, axis=0)
 
 
 def _iou(first, second):
@@ -117,7 +119,7 @@ def _iou(first, second):
 
 def _place(mask, slots, max_kept):
     """(batch, n, max_kept) bool: item i goes to output slot j (`mask[i]` and ``slots[i] == j``)."""
-    return mask[:, :, None] & (slots[:, :, None] == ops.arange(max_kept, dtype="int32")[None, None, :])
+    return mask[:, :, None] & (slots[:, :, None] == ops.arange(0, max_kept, dtype="int32")[None, None, :])
 
 
 def _pick(place, values):
@@ -142,11 +144,23 @@ def _outside_torch_compile(function):
         if keras.backend.backend() == "torch":
             import torch
 
-            if torch.compiler.is_compiling():
+            # (Not while `torch.export` traces: an exported loop must be in the graph.)
+            if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
                 return torch.compiler.disable(function)(*args, **kwargs)
         return function(*args, **kwargs)
 
     return wrapper
+
+
+def _torch_exporting():
+    """Whether `torch.export` is tracing (on the PyTorch backend). Its ONNX lowering cannot
+    yet decompose a `torch.cond` around the loops, so the exported graph makes the pass over
+    every candidate only: the same detections, without the shortcut through the best ones."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.compiler.is_exporting()
 
 
 @_outside_torch_compile
@@ -182,18 +196,18 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
     size = min(NMS_BLOCK, n)
     n_blocks = -(-n // size)
     pad = n_blocks * size - n
-    if pad:
-        scores = ops.pad(scores, ((0, 0), (0, pad)), constant_values=float("-inf"))
-        boxes = ops.pad(boxes, ((0, 0), (0, pad), (0, 0)))
-        labels = ops.pad(labels, ((0, 0), (0, pad)))
+    if pad:  # (filled by concatenation: `ops.pad` makes a Keras operation, which `torch.cond` cannot trace)
+        scores = ops.concatenate([scores, ops.full_like(scores[:, :pad], float("-inf"))], axis=1)
+        boxes = ops.concatenate([boxes, ops.zeros_like(boxes[:, :pad])], axis=1)
+        labels = ops.concatenate([labels, ops.zeros_like(labels[:, :pad])], axis=1)
     blocks = (
         ops.reshape(scores, (batch, n_blocks, size)),
         ops.reshape(boxes, (batch, n_blocks, size, 4)),
         ops.reshape(labels, (batch, n_blocks, size)),
     )
-    numbers = ops.arange(size, dtype="int32")
+    numbers = ops.arange(0, size, dtype="int32")
     earlier = (numbers[None, :] < numbers[:, None])[None]  # [i, j]: j comes before i in the block
-    slot_ids = ops.arange(max_kept, dtype="int32")[None, :]
+    slot_ids = ops.arange(0, max_kept, dtype="int32")[None, :]
 
     def cond(block, kept, kept_boxes, kept_labels, count, per_label):
         first_score = ops.take(blocks[0], ops.minimum(block, scalar_like(n_blocks - 1, block)), axis=1)[:, 0]
@@ -223,7 +237,7 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
             rank_in_label = ops.squeeze(ops.matmul(earlier_of_label, ops.cast(keep, "float32")[:, :, None]), -1)
             before_block = batch_gather(per_label, block_labels)
             keep = keep & (ops.cast(rank_in_label, "int32") + before_block < max_per_label)
-            of_label = ops.cast(block_labels[..., None] == ops.arange(n_labels, dtype="int32"), "int32")  # one-hot
+            of_label = ops.cast(block_labels[..., None] == ops.arange(0, n_labels, dtype="int32"), "int32")  # one-hot
             per_label = per_label + ops.sum(of_label * ops.cast(keep, "int32")[..., None], axis=1)
         # Append the kept boxes, in order, after the ones kept before.
         slots = count[:, None] + ops.cumsum(ops.cast(keep, "int32"), axis=1) - 1
@@ -280,7 +294,7 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
             max_per_label,
             n_labels,
         )
-        valid = ops.arange(top_k, dtype="int32")[None, :] < count[:, None]
+        valid = ops.arange(0, top_k, dtype="int32")[None, :] < count[:, None]
         last_score = batch_gather(
             sub_scores, batch_gather(positions, ops.maximum(count - 1, scalar_like(0, count))[:, None])
         )[:, 0]
@@ -293,9 +307,9 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
         )
 
     def run_all():
-        return run(ops.broadcast_to(ops.arange(n, dtype="int32")[None, :], ops.shape(scores)))[:2]
+        return run(ops.broadcast_to(ops.arange(0, n, dtype="int32")[None, :], ops.shape(scores)))[:2]
 
-    if subset_size == n:
+    if subset_size == n or _torch_exporting():
         return run_all()
     # Only the indices of top_k: on XLA:CPU, using its values turns it into a full sort (30x slower).
     numbers = ops.sort(ops.cast(ops.top_k(scores, subset_size, sorted=False)[1], "int32"), axis=-1)

@@ -1,6 +1,7 @@
 """`DecodeDetections`: Caffe's ``DetectionOutput`` as a Keras layer, for 'inference' mode."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from ssd_keras.layers._decoding import DecodeLayerBase, batch_gather, select
@@ -42,25 +43,45 @@ class DecodeDetections(DecodeLayerBase):
     Raises:
         ValueError: for an unknown `coords`, missing image size, or a bad `top_k`.
 
-    Example:
-    >>> decoded = DecodeDetections(confidence_thresh=0.5, img_height=300, img_width=300,
-    ...                            name="decoded_predictions")(predictions)
+    Examples:
+        >>> import keras
+        >>> predictions = keras.Input((8732, 33))  # SSD300's raw output for 20 classes
+        >>> decoded = DecodeDetections(confidence_thresh=0.5, img_height=300, img_width=300,
+        ...                            name="decoded_predictions")(predictions)
+        >>> decoded.shape
+        (None, 200, 6)
     """
 
     def call(self, inputs):
         """Decodes the raw predictions ``(batch, n_boxes, n_classes + 13)``; see the class docstring."""
         scores, boxes = self._decode(inputs)
         class_ids = [c for c in range(scores.shape[-1]) if c != self.background_id]
-        n_classes = len(class_ids)  # background excluded
+        n_anchors, n_classes = scores.shape[1], len(class_ids)  # background excluded
         batch = ops.shape(scores)[0]
-        # Candidate a * n_classes + c is anchor a with the c-th positive class, as numbered by the NumPy decoder.
+        # Candidate a * n_classes + c is anchor a with the c-th positive class, as numbered by the
+        # NumPy decoder. Its anchor and class come from tables, not from `//` and `%` (which the
+        # ONNX exporters do not all lower for a dynamic batch).
         class_id_tensor = device_constant(
             self, ("class_ids", scores.shape[-1]), lambda: class_ids, like=scores, dtype="int32"
         )
-        flat = ops.reshape(ops.take(scores, class_id_tensor, axis=-1), (batch, scores.shape[1] * n_classes))
+        anchor_of = device_constant(
+            self,
+            ("anchor_of", n_anchors, n_classes),
+            lambda: np.repeat(np.arange(n_anchors), n_classes),
+            like=scores,
+            dtype="int32",
+        )
+        class_of = device_constant(
+            self,
+            ("class_of", n_anchors, tuple(class_ids)),
+            lambda: np.tile(class_ids, n_anchors),
+            like=scores,
+            dtype="int32",
+        )
+        flat = ops.reshape(ops.take(scores, class_id_tensor, axis=-1), (batch, n_anchors * n_classes))
         flat = ops.where(flat > self.confidence_thresh, flat, scalar_like(float("-inf"), flat))
         labels = ops.broadcast_to(
-            ops.tile(ops.arange(n_classes, dtype="int32"), (scores.shape[1],))[None, :], ops.shape(flat)
+            ops.tile(ops.arange(0, n_classes, dtype="int32"), (n_anchors,))[None, :], ops.shape(flat)
         )
         candidates, valid = select(
             flat,
@@ -70,8 +91,8 @@ class DecodeDetections(DecodeLayerBase):
             self.top_k,
             self.nms_max_output_size,
             n_classes,
-            box_of=lambda numbers: numbers // n_classes,
+            box_of=lambda numbers: ops.take(anchor_of, numbers, axis=0),
         )
         confidences = batch_gather(flat, candidates)
-        kept_boxes = batch_gather(boxes, candidates // n_classes)
-        return self._rows(ops.take(class_id_tensor, candidates % n_classes), confidences, kept_boxes, valid)
+        kept_boxes = batch_gather(boxes, ops.take(anchor_of, candidates, axis=0))
+        return self._rows(ops.take(class_of, candidates, axis=0), confidences, kept_boxes, valid)
