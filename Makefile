@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[cpu,jax,torch,coco,test,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,jax,torch,coco,onnx,test,docs]"
 	touch $(STAMP)
 
 # The main job: synthetic VOC-layout data, SSD7 training, VOC mAP, saved model, drawings.
@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_eval.py $(RESULTS)
 	$(BIN)/python benchmarks/bench_fit.py $(RESULTS)
 	$(BIN)/python benchmarks/bench_demo.py $(RESULTS)
+	$(BIN)/python benchmarks/bench_export.py $(RESULTS)
 	for b in tensorflow jax torch; do \
 		KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_models.py --repeats 5 $(RESULTS) && \
 		KERAS_BACKEND=$$b $(BIN)/python benchmarks/bench_decoding.py $(RESULTS) && \

@@ -267,6 +267,82 @@ def detector(name, kwargs, confidence, jit_compile="auto"):
     return wrapped
 
 
+def detector_latency(model, kwargs, batch, steps, repeats, rng):
+    """ms per call of `ssd_keras.Detector`'s fastest runtime on this backend (JAX: one jitted
+    call kept; PyTorch: the `torch.export` graph; TensorFlow: XLA) at `batch`: uint8 images
+    from host memory in, detections on the host out."""
+    from ssd_keras import Detector
+
+    runner = Detector(model, confidence_thresh=0.01, top_k=200)
+    height, width = kwargs["image_size"][:2]
+    images = rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
+
+    def run():
+        for _ in range(steps):
+            runner.predict_on_batch(images)
+
+    return median_seconds(run, repeats, warmup=2) / steps * 1e3, runner.runtime
+
+
+def profile_training(name, kwargs, batch, steps, lr, folder, rng, top=30):
+    """JAX: a `jax.profiler` trace of `steps` bfloat16 training steps (the train function
+    alone, on the device), and the `top` operations by their total time on the device,
+    from the trace's Perfetto JSON: ``[{"name", "ms", "share", "count"}]``."""
+    import glob
+    import gzip
+
+    import jax
+
+    set_precision("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        model, _ = build(name, kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=0.9), loss=SSDLoss().compute_loss)
+        height, width = kwargs["image_size"][:2]
+        images = on_device(rng.integers(0, 256, (batch, height, width, 3)).astype(np.float32))
+        targets = on_device(
+            make_encoder(name, model)(random_labels(rng, batch, kwargs["n_classes"], min(height, width)))
+        )
+        model.train_on_batch(images, targets)
+        run = device_training(model, images, targets)
+        run(2)  # compiled and warm
+        with jax.profiler.trace(folder, create_perfetto_trace=True):
+            run(steps)
+    finally:
+        set_precision("float32")
+    [path] = glob.glob(os.path.join(folder, "**", "perfetto_trace.json.gz"), recursive=True)
+    with gzip.open(path, "rt") as f:
+        trace = json.load(f)
+    return summarize_trace(trace, top)
+
+
+def summarize_trace(trace, top=30):
+    """The `top` event names of a Perfetto/Chrome trace by total duration on the device's
+    threads (those whose process or thread name says GPU, TPU or a stream; on a CPU-only
+    trace every thread), with their share of that total."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {}
+    for event in events:
+        if event.get("ph") == "M" and event.get("name") in ("process_name", "thread_name"):
+            names[(event.get("pid"), event.get("tid") if event["name"] == "thread_name" else None)] = str(
+                event.get("args", {}).get("name", "")
+            )
+
+    def on_device(event):
+        label = names.get((event.get("pid"), None), "") + " " + names.get((event.get("pid"), event.get("tid")), "")
+        return any(word in label for word in ("GPU", "gpu", "TPU", "Stream", "stream", "/device:"))
+
+    timed = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    device = [e for e in timed if on_device(e)] or timed
+    totals, counts = {}, {}
+    for event in device:
+        totals[event["name"]] = totals.get(event["name"], 0.0) + float(event["dur"])
+        counts[event["name"]] = counts.get(event["name"], 0) + 1
+    whole = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [dict(name=n, ms=round(us / 1e3, 3), share=round(us / whole, 4), count=counts[n]) for n, us in ranked]
+
+
 def inference(model, kwargs, batch, steps, repeats, rng):
     """(frames/s end to end, ms per call, sync sites or None) at `batch`: uint8 images
     from host memory in, detections on the host out."""
@@ -543,6 +619,19 @@ def main(argv=None):
         default="auto",
         help="run torchvision's SSD300 too (auto: when torchvision imports; only: nothing else)",
     )
+    parser.add_argument(
+        "--detector-batches", default="none", help="batch sizes of the Detector latency case (e.g. 1,8; default none)"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="JAX: trace the bfloat16 training step with jax.profiler into DIR and record its top operations",
+    )
+    parser.add_argument(
+        "--only",
+        default="all",
+        help="comma-separated cases to run: train, forward, end_to_end, detector, pipeline, profile (default all)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="steps per timed run (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -595,7 +684,12 @@ def main(argv=None):
         if args.peer == "only":
             return figures
     precisions = args.precisions.split(",")
-    for precision in precisions:
+    only = set(args.only.split(",")) if args.only != "all" else None
+
+    def wanted(case):
+        return only is None or case in only
+
+    for precision in precisions if wanted("train") else ():
         case = training(
             name, kwargs, precision, args.train_batch, args.steps, args.fit_steps, args.repeats, args.lr, jit, rng
         )
@@ -606,7 +700,7 @@ def main(argv=None):
             f"training, batch {args.train_batch}, {precision:9s} {case['images_per_s']:9.1f} images/s"
             f"{fit} (loss {case['loss_first']:.3f} -> {case['loss_last']:.3f})",
         )
-    for precision in precisions:
+    for precision in precisions if wanted("forward") else ():
         rate, host_rate, sites = forward(name, kwargs, precision, 8, args.steps, args.repeats, rng, jit)
         record(
             f"forward_batch8_{precision}",
@@ -614,7 +708,7 @@ def main(argv=None):
             f"forward, batch 8, raw output, {precision:9s} {rate:9.1f} frames/s on the device, "
             f"{host_rate:.1f} through predict_on_batch (copied to NumPy)",
         )
-    for confidence in (float(c) for c in args.confidences.split(",")):
+    for confidence in (float(c) for c in args.confidences.split(",")) if wanted("end_to_end") else ():
         model = detector(name, kwargs, confidence, jit)
         for batch in _ints(args.infer_batches):
             fps, ms, sites = inference(model, kwargs, batch, args.steps, args.repeats, rng)
@@ -628,7 +722,26 @@ def main(argv=None):
                 f"end to end, batch {batch:<2d}, confidence {confidence:<5}  {fps:9.1f} frames/s, {ms:7.2f} ms per "
                 f"call{bare}",
             )
-    for workers in _ints(args.pipeline_workers):
+    if wanted("detector") and _ints(args.detector_batches):
+        model, _ = build(name, kwargs, "inference")
+        for batch in _ints(args.detector_batches):
+            ms, runtime = detector_latency(model, kwargs, batch, args.steps, args.repeats, rng)
+            record(
+                f"detector_batch{batch}",
+                dict(ms=ms, frames_per_s=batch * 1e3 / ms, runtime=runtime),
+                f"Detector ({runtime}), batch {batch:<2d}, uint8 in, detections on the host  {ms:7.2f} ms per call",
+            )
+    if args.profile and wanted("profile") and keras.backend.backend() == "jax":
+        top = profile_training(name, kwargs, args.train_batch, args.steps, args.lr, args.profile, rng)
+        record(
+            "profile_train_bfloat16",
+            top,
+            "training step profile (bfloat16), top operations on the device:\n"
+            + "\n".join(
+                f"  {row['share']:6.1%} {row['ms']:9.2f} ms  x{row['count']:<5d} {row['name'][:90]}" for row in top[:15]
+            ),
+        )
+    for workers in _ints(args.pipeline_workers) if wanted("pipeline") else ():
         rate, alone = pipeline(workers, args.pipeline_images, args.pipeline_batch, max(1, min(args.repeats, 3)))
         figures[f"independent_{workers}_processes"] = alone
         record(

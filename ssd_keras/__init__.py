@@ -11,11 +11,14 @@ in this list:
 * `ssd_keras.models`: the SSD300, SSD512 and SSD7 builders, presets, model files, weights;
 * `ssd_keras.data`: `DataGenerator`, the transformations and augmentation chains;
 * `ssd_keras.evaluation`: Pascal VOC mAP and COCO metrics;
-* `ssd_keras.inference`, `ssd_keras.export`: loading detectors, predicting, exporting;
+* `ssd_keras.export`: ONNX, SavedModel and TFLite files, INT8 quantisation;
+* `ssd_keras.inference`: loading detectors, `Detector`, predicting on image files;
 * `ssd_keras.training`: the training engine (`TrainingConfig`, `train`);
 * `ssd_keras.demo`, `ssd_keras.cli`: the demo and the ``ssd-keras`` command.
 
-Importing `ssd_keras` imports neither Keras nor a backend. The original's module paths
+`ssd_keras.Detector` (from `ssd_keras.inference.detector`) runs a trained model on images
+of any size, on Keras or onnxruntime. Importing `ssd_keras` imports neither Keras nor a
+backend; `Detector` is imported when first named. The original's module paths
 (``from models.keras_ssd300 import ssd_300``) work from a clone of the repository, whose
 root holds them as re-exports, and anywhere after `use_original_paths()`.
 """
@@ -24,4 +27,13 @@ from ssd_keras._original_paths import use_original_paths
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "use_original_paths"]
+__all__ = ["Detector", "__version__", "use_original_paths"]
+
+
+def __getattr__(name):
+    """`Detector`, imported on first use (it needs NumPy and OpenCV, not Keras, until used)."""
+    if name == "Detector":
+        from ssd_keras.inference.detector import Detector
+
+        return Detector
+    raise AttributeError(f"module 'ssd_keras' has no attribute {name!r}")

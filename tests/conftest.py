@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -216,3 +217,73 @@ def _preset_model(name):
 
 # The models of the original notebooks (Pascal VOC SSD300/SSD512, Udacity SSD7).
 DEFAULT_MODELS = {name: _preset_model(name) for name in ("ssd300_voc", "ssd512_voc", "ssd7_udacity")}
+
+
+def calm_heads(model, images):
+    """Scales the prediction heads of a randomly initialised SSD (in place) to what a trained
+    model gives: class logits of spread 1.5, box offsets of spread 0.5, on `images`.
+
+    Random heads give saturated scores (many exactly 1.0, whose order is a tie) and boxes
+    that explode; comparisons of decoded detections between runtimes need neither."""
+    import re
+
+    import keras
+
+    heads = [layer for layer in model.layers if re.search(r"(_mbox_conf|_mbox_loc|^classes\d+|^boxes\d+)$", layer.name)]
+    features = keras.Model(model.inputs[0], [layer.input for layer in heads]).predict(
+        np.asarray(images, np.float32), verbose=0
+    )
+    for layer, feature in zip(heads, features):
+        kernel, bias = layer.get_weights()
+        centre = kernel[kernel.shape[0] // 2, kernel.shape[1] // 2]
+        spread = np.std(np.tensordot(feature[0], centre, axes=1))
+        classes = layer.name.endswith("conf") or layer.name.startswith("classes")
+        layer.set_weights([kernel / spread * (1.5 if classes else 0.5), bias])
+
+
+def detection_rows(detections):
+    """The detections of one image as float64 rows (those of confidence > 0, from a padded
+    ``(top_k, 6)`` output, or a `decode_detections` list entry)."""
+    rows = np.asarray(detections, dtype=np.float64).reshape(-1, 6)
+    return rows[rows[:, 1] > 0]
+
+
+def assert_same_detections(actual, expected, score_atol=1e-5, box_atol=1e-3):
+    """Asserts that two batches of decoded detections hold the same rows: per image the
+    same number, each row of `expected` matched by one of `actual` of the same class with
+    its score within `score_atol` and its coordinates within `box_atol` pixels, and
+    `actual` sorted by score. Rows are matched by content, not position: detections whose
+    scores tie (within `score_atol`) may come in either order."""
+    assert len(actual) == len(expected)
+    for image, (got, want) in enumerate(zip(actual, expected)):
+        got, want = detection_rows(got), detection_rows(want)
+        assert len(got) == len(want), f"image {image}: {len(got)} detections, expected {len(want)}"
+        assert np.all(np.diff(got[:, 1]) <= score_atol), f"image {image}: not sorted by score"
+        free = np.ones(len(got), bool)
+        for row in want:
+            fits = (
+                free
+                & (got[:, 0] == row[0])
+                & (np.abs(got[:, 1] - row[1]) <= score_atol)
+                & (np.abs(got[:, 2:] - row[2:]).max(axis=1) <= box_atol)
+            )
+            if not fits.any():
+                nearest = got[np.argmin(np.abs(got[:, 2:] - row[2:]).max(axis=1))] if len(got) else None
+                raise AssertionError(f"image {image}: no detection matches {row.tolist()}; nearest: {nearest}")
+            free[np.argmax(fits)] = False
+
+
+@contextlib.contextmanager
+def shared_folder(tmp_path_factory, name):
+    """A folder for a run that several tests compare with: under pytest-xdist one folder that
+    the workers share, locked while a worker is inside (the first to come makes the run,
+    the others find it made); otherwise a temporary folder of this process."""
+    import fcntl
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name)
+        return
+    folder = tmp_path_factory.getbasetemp().parent / name
+    with open(str(folder) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield folder

@@ -282,3 +282,55 @@ def test_layer_overhead_benchmark_times_the_same_convolutions_as_the_model():
             np.testing.assert_allclose(
                 plain_torch_forward(model, image)().cpu().numpy(), expected_output, rtol=1e-5, atol=1e-6
             )
+
+
+def test_the_trace_summary_ranks_device_operations_by_their_total_time():
+    from benchmarks.bench_gpu import summarize_trace
+
+    trace = {
+        "traceEvents": [
+            {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+            {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}},
+            {"ph": "X", "pid": 1, "tid": 1, "name": "conv", "dur": 300.0},
+            {"ph": "X", "pid": 1, "tid": 1, "name": "sort", "dur": 100.0},
+            {"ph": "X", "pid": 1, "tid": 2, "name": "conv", "dur": 500.0},
+            {"ph": "X", "pid": 2, "tid": 1, "name": "python", "dur": 9000.0},  # the host: left out
+        ]
+    }
+    assert summarize_trace(trace) == [
+        dict(name="conv", ms=0.8, share=round(800 / 900, 4), count=2),
+        dict(name="sort", ms=0.1, share=round(100 / 900, 4), count=1),
+    ]
+    assert summarize_trace(trace, top=1)[0]["name"] == "conv"
+
+
+@pytest.mark.slow
+def test_the_second_gpu_round_runs_on_a_cpu(tmp_path):
+    # The script the GPU will run (benchmarks/gpu_round2.py), on SSD7 at 64x64: every run,
+    # the profile, the goals and the table come out; torchvision is not installed here, so
+    # its goal stays unmeasured.
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, XLA_FLAGS="")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "gpu_round2.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    log = (tmp_path / "runs.log").read_text()
+    assert result.returncode == 0, result.stderr[-2000:] + log[-3000:]
+    figures = json.loads((tmp_path / "goals.json").read_text())
+    jax_run, torch_run = figures["figures"]["jax"], figures["figures"]["torch"]
+    assert jax_run["train_bfloat16"]["fit_images_per_s"] > 0 and jax_run["detector_batch1"]["ms"] > 0
+    assert jax_run["detector_batch1"]["runtime"] == "keras-jax"
+    profile = jax_run["profile_train_bfloat16"]
+    assert profile and abs(sum(p["share"] for p in profile) - 1) < 0.5 and profile[0]["ms"] >= profile[-1]["ms"]
+    assert torch_run["detector_batch8"]["runtime"] == "keras-torch" and torch_run["forward_batch8_bfloat16"]
+    [fit, latency, ratio] = figures["goals"]
+    assert fit["measured"] > 0 and latency["measured"] > 0 and ratio["measured"] is None and not ratio["met"]
+    table = (tmp_path / "table.md").read_text()
+    assert "| JAX bfloat16 training, batch 32, fit (images/s) |" in table and "| share | ms |" in table
+    assert not (tmp_path / "profile").exists()  # the raw trace is summarised, not kept

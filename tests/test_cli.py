@@ -16,7 +16,7 @@ from conftest import BACKEND  # noqa: E402
 from ssd_keras.cli import main  # noqa: E402
 from ssd_keras.cli.parser import build_parser  # noqa: E402
 
-SUBCOMMANDS = ("train", "evaluate", "predict", "sample-weights", "demo")
+SUBCOMMANDS = ("train", "evaluate", "predict", "export", "sample-weights", "demo")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,36 @@ def test_bad_arguments_exit_2(capsys):
         main(["train", "--image-size", "big", "--data-format", "voc"])
     assert main(["predict", "--model", "ssd7", "README.md"]) == 2
     assert "give --model-file, or --model with --weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model-file", "m.onnx", "--out", "x.onnx"], "--model-file m.onnx is exported already"),
+        (["--model-file", "m.keras", "--out", "x.onnx", "--int8"], "--int8 for ONNX needs --calibration"),
+        (["--model-file", "m.keras", "--out", "x.onnx", "--calibration", "."], "--calibration is for --int8 ONNX"),
+        (
+            ["--model-file", "m.keras", "--out", "x.tflite", "--int8", "--calibration", "."],
+            "--calibration is for --int8 ONNX files (TFLite's INT8 quantises the weights",
+        ),
+        (["--model", "ssd7", "--out", "x.onnx"], "give --model-file, or --model with --weights"),
+    ],
+)
+def test_export_arguments_that_cannot_work_exit_2(argv, message, capsys):
+    assert main(["export", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the same check, under TensorFlow only")
+def test_export_names_what_it_cannot_find_or_make(tmp_path, capsys):
+    assert main(["export", "--model-file", "m.keras", "--out", "x.onnx", "--int8", "--calibration", "nowhere"]) == 1
+    assert "Input not found: nowhere" in capsys.readouterr().err
+    assert main(["export", "--model-file", str(tmp_path / "m.keras"), "--out", "x.onnx"]) == 1
+    assert f"Model file not found: {tmp_path / 'm.keras'}" in capsys.readouterr().err
+    argv = ["export", "--model-file", "m.keras", "--out", "x.tflite", "--input-dtype", "float32"]
+    assert main(argv) == 2
+    assert "--input-dtype float32 is for ONNX files; a tflite takes uint8 images" in capsys.readouterr().err
+    assert not os.path.exists("x.onnx") and not os.path.exists("x.tflite")
 
 
 @pytest.mark.parametrize(
@@ -333,6 +363,49 @@ def _coco_file(folder, categories=((1, "person"),), crowd=True):
     }
     (folder / "instances.json").write_text(json.dumps(coco))
     return ["--images-dir", str(folder), "--annotations", str(folder / "instances.json")]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--coordinator", "a:1"], "--coordinator, --num-processes and --process-id are for --strategy data-parallel"),
+        (
+            ["--strategy", "data-parallel", "--num-processes", "2", "--process-id", "2"],
+            "--process-id 2 is not one of the 2 processes' ids, 0 to 1",
+        ),
+        (["--strategy", "data-parallel", "--coordinator", "a:1", "--materialize"], "--materialize is for one process"),
+        (["--resume", "auto", "--overwrite"], "--resume auto goes on from the run in the folder; --overwrite would"),
+    ],
+)
+def test_run_settings_that_cannot_work_exit_2_before_anything_starts(extra, message, tmp_path, capsys):
+    argv = ["train", "--model", "ssd7", "--out", str(tmp_path), "--data-format", "voc", "--images-dir", "/nowhere"]
+    assert main([*argv, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["empty csv", "header-only csv", "empty image set", "coco without annotations"])
+def test_label_files_without_boxes_are_named_with_what_they_lack(kind, tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    if "csv" in kind:
+        labels = tmp_path / "labels.csv"
+        labels.write_text("" if kind == "empty csv" else "image_name,xmin,xmax,ymin,ymax,class_id\n\n")
+        data = ["--data-format", "csv", "--images-dir", str(tmp_path / "images"), "--labels", str(labels)]
+        message = f"CSV labels file {labels} " + ("is empty" if kind == "empty csv" else "has only its header row")
+    elif kind == "empty image set":
+        (tmp_path / "Annotations").mkdir()
+        image_set = tmp_path / "trainval.txt"
+        image_set.write_text("\n")
+        data = ["--data-format", "voc", "--images-dir", str(tmp_path / "images"), "--image-set", str(image_set),
+                "--annotations", str(tmp_path / "Annotations")]  # fmt: skip
+        message = f"Image-set file {image_set} lists no image ids: it is empty"
+    else:
+        data = ["--data-format", "coco", *_coco_file(tmp_path / "images")]
+        coco = json.loads((tmp_path / "images" / "instances.json").read_text())
+        (tmp_path / "images" / "instances.json").write_text(json.dumps(dict(coco, annotations=[])))
+        message = f"COCO annotations file {tmp_path / 'images' / 'instances.json'}: no boxes"
+    assert main(["train", "--model", "ssd7", "--out", str(tmp_path / "run"), *data]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "empty data set" not in err, err
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import tensorflow_only  # noqa: E402
+from conftest import calm_heads, tensorflow_only  # noqa: E402
 
 from ssd_keras.models.presets import build, builder_kwargs  # noqa: E402
 
@@ -189,14 +189,7 @@ def test_tflite_ssd300_with_fast_decoding_uses_builtin_ops_and_matches_keras(tmp
     keras.utils.set_random_seed(0)
     model, _ = build("ssd300", builder_kwargs("ssd300", 20), "inference_fast", confidence_thresh=0.2, top_k=20)
     images = np.random.default_rng(0).integers(0, 256, (1, 300, 300, 3)).astype(np.uint8)
-    # Random heads give saturated scores and exploding boxes; scale them to what a trained
-    # model gives (logits of order 1, offsets of order 0.5), so that scores do not tie.
-    heads = [layer for layer in model.layers if layer.name.endswith(("_mbox_conf", "_mbox_loc"))]
-    features = keras.Model(model.input, [layer.input for layer in heads]).predict(images.astype("float32"), verbose=0)
-    for layer, feature in zip(heads, features):
-        kernel, bias = layer.get_weights()
-        spread = np.std(np.tensordot(feature[0], kernel[1, 1], axes=1))
-        layer.set_weights([kernel / spread * (1.5 if layer.name.endswith("conf") else 0.5), bias])
+    calm_heads(model, images)
     tflite = convert_tflite(
         export_saved_model(model, str(tmp_path / "saved")), str(tmp_path / "ssd300.tflite")
     )  # builtins only

@@ -19,11 +19,11 @@ RANKS = {
     "models": 5,
     "data": 5,
     "evaluation": 6,
-    "inference": 7,
     "export": 7,
-    "training": 8,
-    "demo": 9,
-    "cli": 10,
+    "inference": 8,
+    "training": 9,
+    "demo": 10,
+    "cli": 11,
 }
 
 

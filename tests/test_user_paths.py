@@ -563,3 +563,113 @@ def test_jax_runs_keep_their_compiled_programs_for_the_next_run(models, images, 
         entries.append(sorted(os.listdir(cache)))
     assert len(entries[0]) > 10 and entries[1] == entries[0]  # the second run found every program there
     assert _detections(tmp_path / "run1") == _detections(tmp_path / "run0")
+
+
+def test_detections_json_stays_json_when_boxes_reach_infinity(tmp_path):
+    # Width/height offsets of 200 with variances 1: e^200 overflows float32 to inf; Python's
+    # json wrote -Infinity and Infinity, which no JSON reader takes.
+    model = build_model(
+        (64, 64, 3), 3, mode="inference", scales=SCALES, variances=[1.0] * 4, confidence_thresh=0.01, top_k=5
+    )
+    for layer in model.layers:
+        if layer.name.startswith("boxes") and layer.name[5:].isdigit():
+            kernel, bias = layer.get_weights()
+            layer.set_weights([np.zeros_like(kernel), np.tile([0.0, 0.0, 200.0, 200.0], len(bias) // 4)])
+    save_model(model, str(tmp_path / "infinite.keras"))
+    cv2.imwrite(str(tmp_path / "image.png"), np.full((64, 64, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    result = ssd_keras(
+        "predict", "--model-file", str(tmp_path / "infinite.keras"), "--confidence-thresh", "0.01", "--quiet",
+        "--out", str(out), str(tmp_path / "image.png"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    [record] = json.loads((out / "detections.json").read_text(), parse_constant=refuse)
+    assert record["detections"] and all(d["xmin"] is None and d["xmax"] is None for d in record["detections"])
+    assert all(d["confidence"] > 0.01 for d in record["detections"])
+
+
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "ssd7_shapes_demo.keras")
+
+
+@pytest.mark.backends
+@pytest.mark.slow
+def test_export_writes_files_that_predict_and_evaluate_take(tmp_path):
+    import onnx
+
+    from ssd_keras import Detector
+    from ssd_keras.data.loading import load_dataset
+    from ssd_keras.data.synthetic_shapes import make_shapes_dataset
+    from ssd_keras.evaluation.metrics import evaluate_voc
+    from ssd_keras.inference.loading import load_detector
+
+    info = make_shapes_dataset(str(tmp_path / "shapes"), n_trainval=10, n_test=6, seed=2, verbose=False)
+    test_data = ["--data-format", "voc", "--images-dir", info["images_dir"], "--image-set", info["test"],
+                 "--annotations", info["annotations_dir"]]  # fmt: skip
+    onnx_file = str(tmp_path / "ssd7.onnx")
+    result = ssd_keras(
+        "export", "--model-file", DEMO_MODEL, "--out", onnx_file,
+        "--confidence-thresh", "0.05", "--top-k", "50", "--input-dtype", "float32",
+    )  # fmt: skip
+    assert result.returncode == 0 and f"Wrote {onnx_file} (onnx)" in result.stdout, result.stderr[-2000:]
+    proto = onnx.load(onnx_file)
+    info_json = json.loads({p.key: p.value for p in proto.metadata_props}["ssd_keras"])
+    assert info_json["class_names"] == CLASSES  # those stored in the .keras file
+    assert info_json["decoding"]["confidence_thresh"] == 0.05 and info_json["decoding"]["top_k"] == 50
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+    # predict: the .onnx file's detections are the Keras model's, named as the file says
+    result = ssd_keras(
+        "predict", "--model-file", onnx_file, "--quiet", "--out", str(tmp_path / "p"), info["images_dir"]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = _detections(tmp_path / "p")
+    expected = Detector(DEMO_MODEL, top_k=50)([r["file"] for r in found])
+    assert sum(len(r["detections"]) for r in found) >= 10
+    for record, detections in zip(found, expected):
+        want = detections.to_records()
+        assert [d["class"] for d in record["detections"]] == [d["class"] for d in want]
+        for got, wanted in zip(record["detections"], want):
+            assert abs(got["confidence"] - wanted["confidence"]) <= 2e-4
+            assert all(abs(got[k] - wanted[k]) <= 0.11 for k in ("xmin", "ymin", "xmax", "ymax"))
+
+    # evaluate: the mAP of the Keras model with the same decoding
+    result = ssd_keras(
+        "evaluate", "--model-file", onnx_file, *test_data, "--confidence-thresh", "0.05", "--top-k", "50",
+        "--quiet", "--out", str(tmp_path / "e"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "e" / "metrics.json") as f:
+        onnx_map = json.load(f)["mAP"]
+    dataset = load_dataset("voc", [info["images_dir"]], [info["test"]], [info["annotations_dir"]],
+                           classes=CLASSES, verbose=False)  # fmt: skip
+    keras_model = load_detector(DEMO_MODEL, confidence_thresh=0.05, top_k=50)
+    assert abs(onnx_map - evaluate_voc(keras_model, dataset, 3, 128, 128, verbose=False)["mAP"]) <= 1e-3
+
+    # INT8 from --model and --weights, calibrated on at most --calibration-images images
+    weights = str(tmp_path / "demo.weights.h5")
+    keras_model.save_weights(weights)
+    int8_file = str(tmp_path / "ssd7_int8.onnx")
+    result = ssd_keras(
+        "export", "--model", "ssd7", "--weights", weights, "--image-size", "128x128", "--classes", "disc,box,wedge",
+        "--out", int8_file, "--int8", "--calibration", info["images_dir"], "--calibration-images", "8",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Wrote {int8_file} (INT8 onnx, calibrated on 8 images)" in result.stdout
+    assert "QuantizeLinear" in {node.op_type for node in onnx.load(int8_file).graph.node}
+    assert Detector(int8_file).class_names == ["background", "disc", "box", "wedge"]
+
+    # SavedModel and TFLite: TensorFlow's formats
+    tflite = str(tmp_path / "ssd7.tflite")
+    result = ssd_keras("export", "--model-file", DEMO_MODEL, "--out", tflite, "--int8", "--quiet")
+    if BACKEND != "tensorflow":
+        assert result.returncode == 1
+        assert f"--format tflite needs the 'tensorflow' Keras backend, but Keras runs on '{BACKEND}'" in result.stderr
+        return
+    assert result.returncode == 0 and os.path.isfile(tflite), result.stderr[-2000:]
+    saved = str(tmp_path / "saved")
+    result = ssd_keras("export", "--model-file", DEMO_MODEL, "--out", saved, "--format", "saved_model", "--quiet")
+    assert result.returncode == 0 and os.path.isfile(os.path.join(saved, "saved_model.pb")), result.stderr[-2000:]

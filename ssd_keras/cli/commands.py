@@ -37,27 +37,20 @@ def _classes(spec):
     return read_classes(spec)
 
 
-def _detector(args):
-    """``(decoding model, class names, named)`` from --model-file, or --model with --weights.
-
-    The class names are --classes, else those stored in the model file (`named` True for
-    both), else the 20 VOC names for a model of 20 classes, else ``class_1``, ``class_2``, ...
-
-    Raises:
-        ArgumentError: when --classes does not match the model's number of classes.
-    """
+def _decoding_model(args, classes):
+    """``(decoding Keras model, stored class names)`` from --model-file, or --model with --weights."""
     from ssd_keras.data.loading import VOC_CLASSES
-    from ssd_keras.inference.loading import add_decoding, load_detector, n_classes_of
+    from ssd_keras.inference.loading import load_detector
+    from ssd_keras.models.decoding import add_decoding
     from ssd_keras.models.files import read_info
 
     decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
-    classes = _classes(args.classes) if args.classes else None
     if args.model_file:
         stored = read_info(args.model_file).get("class_names")
         if classes and stored:  # checked before the model loads (seconds)
             _check_classes_against_stored(classes, stored, args.model_file)
-        model = load_detector(args.model_file, **decode)
-    elif args.model and args.weights:
+        return load_detector(args.model_file, **decode), stored
+    if args.model and args.weights:
         from ssd_keras.inference.loading import load_weights_file
         from ssd_keras.models.presets import build, builder_kwargs
 
@@ -68,17 +61,42 @@ def _detector(args):
             args.model, builder_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training"
         )
         load_weights_file(model, args.weights)
-        model, stored = add_decoding(model, **decode), None
+        return add_decoding(model, **decode), None
+    raise ArgumentError("give --model-file, or --model with --weights")
+
+
+def _detector(args):
+    """``(Detector, class names, named)`` from --model-file (``.keras``, ``.h5`` or ``.onnx``),
+    or --model with --weights.
+
+    The class names are --classes, else those stored in the model file (`named` True for
+    both), else the 20 VOC names for a model of 20 classes, else ``class_1``, ``class_2``, ...
+
+    Raises:
+        ArgumentError: when --classes does not match the model's number of classes.
+    """
+    from ssd_keras.data.loading import VOC_CLASSES
+    from ssd_keras.inference.detector import Detector
+
+    classes = _classes(args.classes) if args.classes else None
+    decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
+    if args.model_file and args.model_file.endswith(".onnx"):
+        detector = Detector(args.model_file, **decode, batch_size=args.batch_size)
+        stored = detector.class_names if detector._engine.class_names else None
+        if classes and stored:
+            _check_classes_against_stored(classes, stored, args.model_file)
     else:
-        raise ArgumentError("give --model-file, or --model with --weights")
-    n_classes = n_classes_of(model)
+        model, stored = _decoding_model(args, classes)
+        detector = Detector(model, **decode, batch_size=args.batch_size)
+    n_classes = detector.n_classes
     named = bool(classes or stored)
     if classes is None:
         classes = stored or (
             list(VOC_CLASSES) if n_classes == 20 else ["background"] + [f"class_{i}" for i in range(1, n_classes + 1)]
         )
     _check_class_count(classes, n_classes)
-    return model, classes, named
+    detector.class_names = list(classes)
+    return detector, classes, named
 
 
 def _check_class_count(classes, n_classes):
@@ -127,12 +145,16 @@ def _training_config(args, classes):
         initial_epoch=args.initial_epoch,
         overwrite=args.overwrite,
         save_every=args.save_every,
+        save_every_minutes=args.save_every_minutes,
         augment=args.augment,
         workers=args.workers,
         use_multiprocessing=args.processes,
         materialize=args.materialize,
         seed=args.seed,
         strategy=args.strategy,
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
         mixed_precision=args.mixed_precision,
         jit_compile=JIT_VALUES[args.jit_compile],
         train_data=_data_source(args, "", args.exclude_difficult, args.exclude_crowd, args.in_memory),
@@ -142,18 +164,23 @@ def _training_config(args, classes):
 
 
 def _check_train_args(config):
-    """Train's argument errors, found before any data is read; returns the checkpoint to
-    resume from (or None). With the class names not known yet (COCO), the checkpoint's
-    classes are left for `_check_resume_fits`."""
+    """Train's argument errors, found before any data is read; returns ``(config,
+    checkpoint)``: the config with ``--resume auto`` decided, and the checkpoint to resume
+    from (or None). With the class names not known yet (COCO), the checkpoint's classes
+    are left for `_check_resume_fits`."""
     from ssd_keras.training.checkpointing import check_new_run
-    from ssd_keras.training.engine import latest_checkpoint
+    from ssd_keras.training.engine import latest_checkpoint, resolve_resume
 
     config.check(flags=True)
+    config = resolve_resume(config)  # 'auto': a checkpoint, or a new run
     if config.resume is None and not config.overwrite:
         check_new_run(config.out_dir, flags=True)
     checkpoint = latest_checkpoint(config.out_dir) if config.resume == "latest" else config.resume
     if config.resume == "latest" and checkpoint is None:
-        raise ArgumentError(f"--resume latest: no checkpoint in {os.path.join(config.out_dir, 'checkpoints')}")
+        raise ArgumentError(
+            f"--resume latest: no checkpoint in {os.path.join(config.out_dir, 'checkpoints')} (--resume auto starts "
+            "a new run where there is none)"
+        )
     for flag, path in (
         ("--weights", config.weights),
         ("--resume", None if config.resume == "latest" else config.resume),
@@ -169,7 +196,7 @@ def _check_train_args(config):
         )
     if checkpoint is not None and config.class_names is not None:
         _check_resume_fits(config, checkpoint)
-    return checkpoint
+    return config, checkpoint
 
 
 def _check_resume_fits(config, checkpoint):
@@ -190,7 +217,7 @@ def cmd_train(args):
     coco = args.data_format == "coco"
     given = _classes(args.classes) if args.classes else None
     config = _training_config(args, None if coco else given or _classes("voc"))
-    checkpoint = _check_train_args(config)
+    config, checkpoint = _check_train_args(config)
     verbose = not args.quiet
     train_data = config.train_data.load(config.class_names, verbose=verbose)
     if coco:
@@ -215,7 +242,11 @@ def cmd_train(args):
             "Validate on data with the training classes, in their order",
         )
     engine.train(config, train_data, val_data)
-    print(f"Saved {os.path.join(args.out, 'model.keras')}")
+    from ssd_keras.training.distribution import process_index
+
+    index, count = process_index()
+    path = os.path.join(args.out, "model.keras")
+    print(f"Saved {path}" if index == 0 else f"Process {index} of {count}: done (process 0 saved {path})")
     return 0
 
 
@@ -229,7 +260,7 @@ def cmd_evaluate(args):
     source = _data_source(args, "")
     source.check()  # a path at fault is named before the model is loaded
     model, classes, named = _detector(args)
-    height, width = model.inputs[0].shape[1:3]
+    height, width = model.input_size
     dataset = source.load(classes, verbose=not args.quiet)
     if args.data_format == "coco":
         found = list(dataset.classes_to_names)
@@ -303,6 +334,59 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_export(args):
+    """``ssd-keras export``: the decoding model as ONNX, a SavedModel or TFLite, optionally INT8."""
+    from ssd_keras.export import export_model
+
+    fmt = args.format or (
+        "onnx" if args.out.endswith(".onnx") else "tflite" if args.out.endswith(".tflite") else "saved_model"
+    )
+    if args.model_file and args.model_file.endswith(".onnx"):
+        raise ArgumentError(f"--model-file {args.model_file} is exported already; export takes a .keras or .h5 model")
+    if fmt != "onnx":
+        from ssd_keras.utils.backend import require_backend
+
+        require_backend(f"--format {fmt}", "tensorflow")  # before the model loads
+        if args.input_dtype != "uint8":
+            raise ArgumentError(f"--input-dtype {args.input_dtype} is for ONNX files; a {fmt} takes uint8 images")
+    if args.int8 and fmt == "onnx" and not args.calibration:
+        raise ArgumentError("--int8 for ONNX needs --calibration: images or folders of images to calibrate on")
+    if args.calibration and not (args.int8 and fmt == "onnx"):
+        raise ArgumentError(
+            "--calibration is for --int8 ONNX files (TFLite's INT8 quantises the weights; it needs no images)"
+        )
+    if args.calibration:
+        from ssd_keras.data.loading import find_images
+
+        calibration_files = find_images(args.calibration)  # a path at fault is named before the model loads
+    classes = _classes(args.classes) if args.classes else None
+    model, stored = _decoding_model(args, classes)
+    from ssd_keras.inference.prediction import input_size
+    from ssd_keras.models.decoding import n_classes_of
+
+    if classes is not None:
+        _check_class_count(classes, n_classes_of(model))
+    calibration = None
+    if args.calibration:
+        from ssd_keras.export.quantize import calibration_images
+
+        calibration = calibration_images(calibration_files, input_size(model), limit=args.calibration_images)
+    export_model(
+        model,
+        args.out,
+        fmt,
+        class_names=classes or stored,
+        input_dtype=args.input_dtype,
+        int8=args.int8,
+        calibration=calibration,
+    )
+    if not args.quiet:
+        what = f"INT8 {fmt}" if args.int8 else fmt
+        extra = f", calibrated on {len(calibration)} images" if calibration is not None else ""
+        print(f"Wrote {args.out} ({what}{extra})")
+    return 0
+
+
 def cmd_sample_weights(args):
     """``ssd-keras sample-weights``: an ``.h5`` weights file for a subset of the source's classes."""
     from ssd_keras.models.weight_sampling import SSD300_CLASSIFIER_LAYERS, subsample_classifier_weights
@@ -362,6 +446,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "export": cmd_export,
     "sample-weights": cmd_sample_weights,
     "demo": cmd_demo,
 }

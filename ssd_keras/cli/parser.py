@@ -7,6 +7,7 @@ import math
 
 from ssd_keras.data.loading import CSV_FORMAT, FORMATS
 from ssd_keras.encoding.decoding_config import DECODING, DISPLAY_DECODING
+from ssd_keras.export import FORMATS as EXPORT_FORMATS
 from ssd_keras.models.presets import MODELS
 from ssd_keras.training.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, STRATEGIES, TrainingConfig
 from ssd_keras.utils.backend import BACKENDS
@@ -24,6 +25,9 @@ EXAMPLES = """examples:
       --images-dir VOC2007/JPEGImages --image-set VOC2007/ImageSets/Main/test.txt \\
       --annotations VOC2007/Annotations
   ssd-keras predict --model-file runs/ssd300/model.keras --classes voc photos/ --out predictions
+  ssd-keras export --model-file runs/ssd300/model.keras --out ssd300.onnx
+  ssd-keras export --model-file runs/ssd300/model.keras --out ssd300_int8.onnx \\
+      --int8 --calibration VOC2007/JPEGImages
   ssd-keras sample-weights --source VGG_coco_SSD_300x300_iter_400000.h5 \\
       --dest ssd300_8_classes.h5 --keep 0,3,8,1,2,10,4,6,12
 """
@@ -60,6 +64,10 @@ def _positive_float(text):
 
 def _fraction(text):
     return _number(text, "a number from 0 to 1", lambda value: 0 <= value <= 1)
+
+
+def _epoch_free_int(text):
+    return _int_at_least(text, 0, "a number from 0")
 
 
 def _epoch(text):
@@ -131,7 +139,8 @@ def backend_arg(sub):
 
 
 def build_parser():
-    """The parser of ``ssd-keras`` and its commands (train, evaluate, predict, sample-weights, demo).
+    """The parser of ``ssd-keras`` and its commands (train, evaluate, predict, export,
+    sample-weights, demo).
 
     Returns:
         an `argparse.ArgumentParser`; ``parse_args`` gives the command in ``args.command``.
@@ -143,7 +152,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_sample_weights, _add_demo):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_sample_weights, _add_demo):
         add(commands)
     return parser
 
@@ -245,8 +254,9 @@ def _train_start_args(train, defaults):
     train.add_argument(
         "--resume",
         metavar="FILE",
-        help="go on from a checkpoint .keras file, or 'latest' for the newest complete one in --out (damaged ones "
-        "are skipped with a warning), at the batch it was written after",
+        help="go on from a checkpoint .keras file; 'latest': the newest complete one in --out (damaged ones are "
+        "named and skipped); 'auto': that one if there is one, else start a new run (the same command for the "
+        "first start and every restart, e.g. of a preemptible cluster job); at the batch it was written after",
     )
     train.add_argument(
         "--overwrite",
@@ -259,6 +269,13 @@ def _train_start_args(train, defaults):
         type=_positive_int,
         metavar="STEPS",
         help="also write a resume point every STEPS training steps (default: at the end of each epoch only)",
+    )
+    train.add_argument(
+        "--save-every-minutes",
+        type=_positive_float,
+        metavar="MINUTES",
+        help="also write a resume point when MINUTES have passed since the last checkpoint: a killed or "
+        "preempted run loses at most that much",
     )
     train.add_argument(
         "--initial-epoch",
@@ -311,6 +328,15 @@ def _train_device_args(train, defaults):
         "machines in TF_CONFIG) or data-parallel (JAX: keras.distribution.DataParallel over all devices) "
         "(default: none)",
     )
+    processes = train.add_argument_group(
+        "JAX across processes (--strategy data-parallel; see the docs' cluster guide)",
+        "Without these, JAX_COORDINATOR_ADDRESS and the cluster's own variables (SLURM, Open MPI) are used where set.",
+    )
+    processes.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, where the processes meet")
+    processes.add_argument("--num-processes", type=_positive_int, metavar="N", help="the number of processes")
+    processes.add_argument(
+        "--process-id", type=_epoch_free_int, metavar="I", help="this process's number, 0 to N-1 (0 writes the files)"
+    )
     train.add_argument(
         "--mixed-precision",
         choices=PRECISIONS,
@@ -330,10 +356,16 @@ def _train_device_args(train, defaults):
     )
 
 
-def _model_args(sub, decoding):
-    """The flags of evaluate and predict that choose the model and its decoding (`decoding`: the defaults)."""
+def _model_args(sub, decoding, batch_size=True):
+    """The flags of evaluate, predict and export that choose the model and its decoding
+    (`decoding`: the defaults); `batch_size`: add --batch-size."""
     group = sub.add_argument_group("model")
-    group.add_argument("--model-file", metavar="FILE", help="a .keras model (training or inference mode)")
+    group.add_argument(
+        "--model-file",
+        metavar="FILE",
+        help="a .keras model (training or inference mode); evaluate and predict also take an .onnx file of "
+        "ssd-keras export",
+    )
     group.add_argument(
         "--model", choices=MODELS, help="with --weights: build this architecture instead of loading --model-file"
     )
@@ -368,9 +400,10 @@ def _model_args(sub, decoding):
         default=decoding.top_k,
         help="decoding: boxes kept per image (default: %(default)s)",
     )
-    group.add_argument(
-        "--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)"
-    )
+    if batch_size:
+        group.add_argument(
+            "--batch-size", type=_positive_int, default=8, help="images per prediction batch (default: %(default)s)"
+        )
 
 
 def _add_evaluate(commands):
@@ -417,6 +450,55 @@ def _add_predict(commands):
         action="store_true",
         help="exit with status 1 if any image cannot be read (default: only if none can; the others are written "
         "and each bad file is named in a warning)",
+    )
+
+
+def _add_export(commands):
+    """``ssd-keras export``."""
+    export = commands.add_parser(
+        "export",
+        help="export a trained model, decoding included, to ONNX, a SavedModel or TFLite (optionally INT8)",
+        description="Export a trained SSD with its decoding (NMS included) for serving outside Keras: ONNX "
+        "(from any backend), a TensorFlow SavedModel or TFLite (TensorFlow backend). The exported model takes "
+        "a batch of images at the model's input size and returns rows [class_id, confidence, xmin, ymin, xmax, "
+        "ymax]; ssd_keras.Detector runs an .onnx file on images of any size.",
+    )
+    _common_args(export)
+    _model_args(export, DECODING, batch_size=False)
+    export.add_argument(
+        "--out", required=True, metavar="PATH", help="the file to write (.onnx, .tflite) or the SavedModel folder"
+    )
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="(default: from --out: .onnx, .tflite, else saved_model)",
+    )
+    export.add_argument(
+        "--input-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="ONNX: the images' type (float32: values 0-255) (default: %(default)s)",
+    )
+    export.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise to INT8: ONNX: the convolutions' weights and activations, calibrated on --calibration "
+        "images; TFLite: the weights (dynamic range)",
+    )
+    export.add_argument(
+        "--calibration",
+        nargs="+",
+        default=[],
+        metavar="IMAGE_OR_DIR",
+        help="with --int8 for ONNX: images or folders of images like those the model will see, e.g. its "
+        "training images",
+    )
+    export.add_argument(
+        "--calibration-images",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="with --int8: calibrate on at most N of them, chosen at random (default: %(default)s)",
     )
 
 

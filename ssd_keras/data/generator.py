@@ -95,6 +95,19 @@ def load_image(path):
     return image
 
 
+def rgb_image(image):
+    """An image as a uint8 RGB array of 3 channels: a file path read with `load_image`, or
+    an array (grayscale, RGB or RGBA) converted as `ConvertTo3Channels` does.
+
+    Raises:
+        DatasetError: naming a file that is missing or cannot be decoded.
+    """
+    from ssd_keras.data.transforms.photometric import ConvertTo3Channels
+
+    array = load_image(os.fspath(image)) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+    return ConvertTo3Channels()(array)
+
+
 def _load_list(value, name):
     """A list from a list/tuple or from a pickle file path."""
     if value is None or isinstance(value, (list, tuple)):
@@ -467,8 +480,12 @@ class DataGenerator:
         returns=("processed_images", "encoded_labels"),
         keep_images_without_gt=False,
         degenerate_box_handling="remove",
+        reseed=None,
     ):
         """One batch of the items `indices`, as `generate` yields it (a tuple).
+
+        `reseed`, if given, is called with each item's place in `indices` before its
+        transformations run (`keras_dataset` gives each image a random stream of its own).
 
         Raises:
             DegenerateBatchError: if no item is left, or the images differ in size.
@@ -480,7 +497,9 @@ class DataGenerator:
             check_overlap=False, check_min_area=False, check_degenerate=True, labels_format=self.labels_format
         )
         batch = defaultdict(list)
-        for i in indices:
+        for k, i in enumerate(indices):
+            if reseed is not None:
+                reseed(k)
             image = self._image(i)
             labels = np.array(self.labels[i], dtype=np.float64) if has_labels else None
             if has_labels and len(labels):
@@ -659,6 +678,8 @@ class DataGenerator:
         seed=None,
         steps_per_epoch=None,
         start_method=None,
+        full_batches=False,
+        shard=None,
     ):
         """The batches of `generate` as a `keras.utils.PyDataset` for ``model.fit``.
 
@@ -685,6 +706,13 @@ class DataGenerator:
         stops an epoch early, with an "input ran out of data" warning, when
         ``model.fit(steps_per_epoch=...)`` asks for more batches than one pass has.
 
+        For several devices: `full_batches` makes every batch `batch_size` images (a
+        pass's last, partial batch is left out; an image whose boxes the transformations
+        removed stays, as background); `shard` ``(i, n)`` makes this data set build only
+        the i-th of n equal parts of every batch (one process's share of the global batch).
+        Each image's augmentation is seeded by its batch and its place in the batch, so the
+        parts are those of the whole batch.
+
         Examples:
             >>> train = train_dataset.keras_dataset(32, transformations=[SSDDataAugmentation()],  # doctest: +SKIP
             ...                                     label_encoder=encoder)
@@ -709,6 +737,8 @@ class DataGenerator:
             seed,
             steps_per_epoch,
             start_method,
+            full_batches,
+            shard,
             workers=workers,
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from ssd_keras.data.batch_workers import BatchWorkers, fork_available, shared_bytes
+from ssd_keras.errors import DatasetError, DegenerateBatchError
 from ssd_keras.utils.rng import reseed_generators
 
 
@@ -37,9 +38,18 @@ class DataGeneratorDataset(keras.utils.PyDataset):
         seed=None,
         steps_per_epoch=None,
         start_method=None,
+        full_batches=False,
+        shard=None,
         **kwargs,
     ):
         self.steps_per_epoch = steps_per_epoch
+        self.full_batches = full_batches
+        self.shard = tuple(shard) if shard is not None else (0, 1)
+        if batch_size % self.shard[1]:
+            raise ValueError(
+                f"Expected `batch_size` to be divisible by the shard count. Received: batch_size={batch_size}, "
+                f"shard={shard}"
+            )
         self.start_method = start_method
         self.epoch = 0
         self.first_batch = 0  # a resumed epoch starts here (see ssd_keras.training.checkpointing)
@@ -80,6 +90,12 @@ class DataGeneratorDataset(keras.utils.PyDataset):
         return self.steps_per_epoch or self._batches_per_pass()
 
     def _batches_per_pass(self):
+        if self.full_batches:
+            if len(self.indices) < self.batch_size:
+                raise DatasetError(
+                    f"The data set has {len(self.indices)} usable images, fewer than one batch of {self.batch_size}"
+                )
+            return len(self.indices) // self.batch_size
         return math.ceil(len(self.indices) / self.batch_size)
 
     def _pass_order(self, n):
@@ -108,21 +124,35 @@ class DataGeneratorDataset(keras.utils.PyDataset):
         return self._pass_order(n_pass)[k * self.batch_size : (k + 1) * self.batch_size]
 
     def _build(self, task):
-        """Batch `task` = (step, indices). Each batch gets its own copy of the
-        transformations, seeded by the data set's seed and `step`: a batch does not depend
-        on which thread or process builds it, nor on the batches built before it (so a
-        resumed run gets exactly the batches of an uninterrupted one)."""
+        """Batch `task` = (step, indices), or this shard's part of it. Each image gets its own
+        random stream, seeded by the data set's seed, `step` and the image's place in the
+        batch: a batch does not depend on which thread or process builds it, nor on the
+        batches built before it (a resumed run gets exactly the batches of an uninterrupted
+        one), and each shard of a batch is the part of the whole batch it stands for."""
         step, indices = task
         transformations = copy.deepcopy(self.transformations)
-        reseed_generators(transformations, (self._pass_seed, step))
-        return self.data_generator.make_batch(
-            indices,
+        index, count = self.shard
+        share = len(indices) // count if count > 1 else len(indices)
+        start = index * share
+
+        def reseed(k):
+            reseed_generators(transformations, (self._pass_seed, step, start + k))
+
+        batch = self.data_generator.make_batch(
+            indices[start : start + share],
             transformations,
             self.label_encoder,
             self.returns,
-            self.keep_images_without_gt,
+            self.keep_images_without_gt or self.full_batches,
             self.degenerate_box_handling,
+            reseed=reseed,
         )
+        if self.full_batches and len(batch[0]) != share:
+            raise DegenerateBatchError(
+                f"A transformation dropped {share - len(batch[0])} image(s) of batch {step}; training on several "
+                "devices needs full batches: use transformations that keep every image"
+            )
+        return batch
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):

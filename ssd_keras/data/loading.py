@@ -14,7 +14,7 @@ import numpy as np
 
 from ssd_keras.data.annotations import CSV_COLUMNS
 from ssd_keras.data.generator import VOC_CLASSES, DataGenerator, degenerate_boxes
-from ssd_keras.errors import ArgumentError, ClassesError
+from ssd_keras.errors import ArgumentError, ClassesError, DatasetError
 
 FORMATS = ("voc", "coco", "csv", "hdf5")
 CSV_FORMAT = CSV_COLUMNS  # the order of parse_csv's default `input_format`
@@ -199,6 +199,9 @@ def check_data_paths(data_format, images_dirs=(), image_sets=(), annotations=(),
             )
         _existing(image_sets, "Image-set file", "file")
         _existing(annotations, "Annotations directory")
+        for path in image_sets:
+            if not _lines(path):
+                raise DatasetError(f"Image-set file {path} lists no image ids: it is empty")
     elif data_format == "coco":
         if len(annotations) != len(images_dirs):
             raise ValueError(
@@ -210,6 +213,25 @@ def check_data_paths(data_format, images_dirs=(), image_sets=(), annotations=(),
         if not labels_file:
             raise ValueError("The 'csv' format needs a labels file (--labels).")
         _existing([labels_file], "CSV labels file", "file")
+        lines = _lines(labels_file, 2)
+        if len(lines) < 2:
+            what = "has only its header row" if lines else "is empty"
+            raise DatasetError(
+                f"CSV labels file {labels_file} {what}: it needs a header row, then one row per box "
+                f"({','.join(CSV_FORMAT)})"
+            )
+
+
+def _lines(path, limit=1):
+    """The first `limit` non-blank lines of a text file."""
+    found = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                found.append(line)
+                if len(found) == limit:
+                    break
+    return found
 
 
 def load_dataset(
@@ -276,11 +298,23 @@ def load_dataset(
             images_dir=images_dirs[0], labels_filename=labels_file, input_format=list(input_format), verbose=verbose
         )
     source = {"voc": image_sets, "coco": annotations, "csv": [labels_file]}[data_format]
+    if data_format == "coco":
+        _check_coco_content(dataset, annotations, ground_truth, exclude_crowd)
     _warn_of_degenerate_boxes(dataset, ", ".join(source))
     _check_images(dataset.filenames, ", ".join(source))
     if in_memory:
         dataset.load_images()
     return dataset
+
+
+def _check_coco_content(dataset, annotations, ground_truth, exclude_crowd):
+    """A COCO file without images, or (for ground truth) without boxes, is an error naming it."""
+    files = ", ".join(annotations)
+    if not dataset.dataset_size:
+        raise DatasetError(f'COCO annotations file {files}: no images (its "images" list is empty)')
+    if ground_truth and not any(len(labels) for labels in dataset.labels):
+        why = ' (or only crowd boxes, left out by "exclude crowd")' if exclude_crowd else ""
+        raise DatasetError(f'COCO annotations file {files}: no boxes (its "annotations" list is empty{why})')
 
 
 def _check_images(filenames, source):
@@ -335,3 +369,35 @@ def _warn_of_degenerate_boxes(dataset, source):
             f"evaluation counts them as objects to find): {', '.join(named)}{', ...' if len(bad) > 3 else ''}",
             stacklevel=3,
         )
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def find_images(inputs):
+    """Image files from a list of files and directories (directories: their images, sorted,
+    not those of their subfolders). A file given twice (by name and in its folder) is
+    listed once.
+
+    Raises:
+        FileNotFoundError: naming an input that does not exist, or if no image is found
+            (naming the subfolders of the directories given, if they have any).
+    """
+    paths, seen, subfolders = [], set(), []
+    for item in inputs:
+        if os.path.isdir(item):
+            names = sorted(os.listdir(item))
+            found = [os.path.join(item, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+            subfolders += [os.path.join(item, name) for name in names if os.path.isdir(os.path.join(item, name))]
+        elif os.path.isfile(item):
+            found = [item]
+        else:
+            raise FileNotFoundError(f"Input not found: {item}")
+        for path in found:
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                paths.append(path)
+    if not paths:
+        hint = f"; its subfolders are not searched, give them instead: {' '.join(subfolders[:5])}" if subfolders else ""
+        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}{hint}")
+    return paths

@@ -54,13 +54,18 @@ def export_saved_model(model, path):
     return path
 
 
-def convert_tflite(saved_model_path, path, allow_flex=False):
+def convert_tflite(saved_model_path, path, allow_flex=False, int8=False):
     """Converts a SavedModel from `export_saved_model` to a TFLite file.
 
     Args:
         saved_model_path: the SavedModel directory.
         path: the ``.tflite`` file to write.
         allow_flex: allow TensorFlow ops that TFLite lacks (needs the Flex delegate at run time).
+        int8: INT8 weights with dynamic-range quantisation: TFLite's kernels quantise each
+            convolution's input on the fly, the decoding stays float32. (Full-integer
+            quantisation, calibrated on images, is not offered: TensorFlow 2.21's TFLite
+            calibrator crashes the process on the decoding's NMS loops when many boxes
+            pass the confidence threshold.)
 
     Returns:
         `path`.
@@ -79,6 +84,8 @@ def convert_tflite(saved_model_path, path, allow_flex=False):
     if allow_flex:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     data = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:

@@ -4,36 +4,7 @@ import os
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def find_images(inputs):
-    """Image files from a list of files and directories (directories: their images, sorted,
-    not those of their subfolders). A file given twice (by name and in its folder) is
-    listed once.
-
-    Raises:
-        FileNotFoundError: naming an input that does not exist, or if no image is found
-            (naming the subfolders of the directories given, if they have any).
-    """
-    paths, seen, subfolders = [], set(), []
-    for item in inputs:
-        if os.path.isdir(item):
-            names = sorted(os.listdir(item))
-            found = [os.path.join(item, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
-            subfolders += [os.path.join(item, name) for name in names if os.path.isdir(os.path.join(item, name))]
-        elif os.path.isfile(item):
-            found = [item]
-        else:
-            raise FileNotFoundError(f"Input not found: {item}")
-        for path in found:
-            if os.path.realpath(path) not in seen:
-                seen.add(os.path.realpath(path))
-                paths.append(path)
-    if not paths:
-        hint = f"; its subfolders are not searched, give them instead: {' '.join(subfolders[:5])}" if subfolders else ""
-        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}{hint}")
-    return paths
+from ssd_keras.data.loading import IMAGE_EXTENSIONS, find_images  # noqa: F401  (this module's API too)
 
 
 def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_truth=None, verbose=True):
@@ -43,7 +14,7 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
     written all the same.
 
     Args:
-        model: a model with decoded output (batch, top_k, 6), e.g. from `inference.load_detector`.
+        model: a `Detector`, or a Keras model with decoded output (batch, top_k, 6).
         paths: image files.
         out_dir: output directory.
         classes: class names by id, for the labels and the JSON.
@@ -67,7 +38,7 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
     from ssd_keras.utils.files import write_json
 
     dataset = DataGenerator(filenames=list(paths), verbose=False)
-    height, width = model.inputs[0].shape[1:3]
+    height, width = input_size(model)
     os.makedirs(out_dir, exist_ok=True)
     records, skipped = [], []
     used = set()
@@ -83,25 +54,31 @@ def predict_images(model, paths, out_dir, classes=None, batch_size=8, ground_tru
         used.add(name)
         write_png(os.path.join(out_dir, f"{name}.png"), draw_boxes(image, rows, truth, classes))
         records.append(
-            dict(
-                file=os.path.abspath(path),
-                drawing=f"{name}.png",
-                detections=[
-                    dict(
-                        class_id=int(r[0]),
-                        **({"class": classes[int(r[0])]} if classes and int(r[0]) < len(classes) else {}),
-                        confidence=round(float(r[1]), 4),
-                        xmin=round(float(r[2]), 1),
-                        ymin=round(float(r[3]), 1),
-                        xmax=round(float(r[4]), 1),
-                        ymax=round(float(r[5]), 1),
-                    )
-                    for r in rows
-                ],
-            )
+            dict(file=os.path.abspath(path), drawing=f"{name}.png", detections=detection_records(rows, classes))
         )
     failed = [(paths[index], str(error)) for index, error in skipped]
     for path, reason in failed:
         warnings.warn(f"Skipped {path}: {reason}", stacklevel=2)
     write_json(os.path.join(out_dir, "detections.json"), records, indent=1)
     return records, failed
+
+
+def input_size(model):
+    """``(height, width)`` of a `Detector`'s or a Keras model's input."""
+    size = getattr(model, "input_size", None)
+    return tuple(size) if size is not None else tuple(int(n) for n in model.inputs[0].shape[1:3])
+
+
+def detection_records(rows, classes=None):
+    """Rows ``[class_id, confidence, xmin, ymin, xmax, ymax]`` as the dicts of
+    ``detections.json`` (`Detections.to_records`): class names where `classes` has them."""
+    from ssd_keras.inference.detector import Detections
+
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+    ids = rows[:, 0].astype(int)
+    names = [classes[c] if classes and 0 <= c < len(classes) else None for c in ids]
+    records = Detections(rows[:, 2:6], rows[:, 1], ids, names).to_records()
+    for record in records:
+        if record["class"] is None:
+            del record["class"]
+    return records

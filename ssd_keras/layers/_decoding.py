@@ -197,7 +197,8 @@ def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=Non
     n_blocks = -(-n // size)
     pad = n_blocks * size - n
     if pad:  # (filled by concatenation: `ops.pad` makes a Keras operation, which `torch.cond` cannot trace)
-        scores = ops.concatenate([scores, ops.full_like(scores[:, :pad], float("-inf"))], axis=1)
+        filler = ops.zeros_like(scores[:, :pad]) + scalar_like(float("-inf"), scores)
+        scores = ops.concatenate([scores, filler], axis=1)
         boxes = ops.concatenate([boxes, ops.zeros_like(boxes[:, :pad])], axis=1)
         labels = ops.concatenate([labels, ops.zeros_like(labels[:, :pad])], axis=1)
     blocks = (

@@ -31,6 +31,8 @@ Where files go, under the run's folder:
 
 import csv
 import glob
+import json
+import math
 import os
 import re
 import signal
@@ -38,9 +40,11 @@ import sys
 import threading
 import time
 import warnings
+import zipfile
+import zlib
 
 from ssd_keras.errors import ArgumentError, CorruptModelFile
-from ssd_keras.models.files import read_info, verify
+from ssd_keras.models.files import INFO_MEMBER, verify
 from ssd_keras.utils.files import atomic_write, remove_quietly
 
 RESUME_DIR = "resume"
@@ -103,11 +107,29 @@ class RunLog:
             pass  # a log that cannot be written does not stop training
 
 
+class NullLog:
+    """The log of a process that writes none (the JAX processes after the first: process 0
+    writes the run's files)."""
+
+    path = "process 0's train.log"
+
+    def write(self, message):
+        """Writes nothing."""
+
+
 def _newness(path):
     """How far into training a checkpoint was written, for ordering: its step count (from
     its state, else from a ``step-N`` name); checkpoints of earlier versions, which have
-    neither, come after, by the epoch in their name."""
-    state = read_info(path).get("training")
+    neither, come after, by the epoch in their name. A file whose archive or stored info
+    cannot be read comes first: `find_resume_point` then tries it, finds it damaged and
+    names it, whatever its name says (ordered by name, a damaged epoch checkpoint would be
+    passed over in silence for an older one)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            state = json.loads(archive.read(INFO_MEMBER)).get("training") if INFO_MEMBER in names else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, zlib.error, AttributeError):
+        return math.inf
     if state:
         return state["global_step"]
     name = os.path.basename(path)

@@ -51,15 +51,20 @@ class TrainingConfig:
         lr_boundaries: the epochs of the 'steps' schedule.
         weights: starting weights: a Keras-2 ``.h5`` loaded by layer name (e.g. the reduced
             VGG-16), or a Keras 3 ``.weights.h5`` of the same architecture.
-        resume: a checkpoint ``.keras`` file, or 'latest' for the newest complete one in
-            `out_dir`; training goes on at the batch it was written after, with its
-            optimizer state, schedule and data stream.
+        resume: a checkpoint ``.keras`` file, 'latest' for the newest complete one in
+            `out_dir`, or 'auto': that one if there is one, else a new run (the same
+            settings for the first start and every restart of a preemptible job);
+            training goes on at the batch it was written after, with its optimizer state,
+            schedule and data stream.
         initial_epoch: the epoch to start from, counted from 0: with `resume`, instead of
             the checkpoint's; without, a new run that starts there with that epoch's
-            learning rate (e.g. from the `weights` of an earlier run).
+            learning rate (e.g. from the `weights` of an earlier run). With 'auto', only
+            for the new run.
         overwrite: a new run in an `out_dir` that holds an earlier run's files deletes them;
             without it, that is an `ArgumentError`.
         save_every: also write a resume point every this many steps (None: at epoch ends).
+        save_every_minutes: also write a resume point when this many minutes have passed
+            since the last checkpoint (a preempted job loses at most that much).
         augment: 'ssd' (the paper's chain), 'constant' (the SSD7 notebook's), 'flip' or 'none'.
         workers: threads (or processes) building batches.
         use_multiprocessing: build batches in worker processes (shared memory).
@@ -68,7 +73,12 @@ class TrainingConfig:
             `steps_per_epoch`.
         seed: seeds the weights, the augmentation and the batch order.
         strategy: 'none'; 'mirrored' or 'multiworker' (TensorFlow's tf.distribute, the
-            cluster from ``TF_CONFIG``); 'data-parallel' (JAX, all devices).
+            cluster from ``TF_CONFIG``); 'data-parallel' (JAX, all devices, of all
+            processes when `coordinator` or a cluster environment says there are several).
+        coordinator: JAX across processes: ``HOST:PORT`` of process 0's coordination
+            service (default: ``JAX_COORDINATOR_ADDRESS``, or what JAX detects on SLURM,
+            Open MPI or Kubernetes); with `num_processes` and `process_id`.
+        num_processes, process_id: the number of processes and this one's (0 first).
         mixed_precision: 'float32', 'mixed_float16' or 'mixed_bfloat16'.
         jit_compile: Keras' `jit_compile` for the training step: 'auto', True or False.
         model_overrides: builder arguments that replace the notebook's.
@@ -97,12 +107,16 @@ class TrainingConfig:
     initial_epoch: int | None = None
     overwrite: bool = False
     save_every: int | None = None
+    save_every_minutes: float | None = None
     augment: str = "ssd"
     workers: int = 1
     use_multiprocessing: bool = False
     materialize: bool = False
     seed: int | None = None
     strategy: str = "none"
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
     mixed_precision: str = "float32"
     jit_compile: str | bool = "auto"
     model_overrides: dict = dataclasses.field(default_factory=dict)
@@ -145,7 +159,15 @@ class TrainingConfig:
             raise ArgumentError(
                 f"`class_names` names {len(self.class_names) - 1} classes, `n_classes` is {self.n_classes}"
             )
-        if self.resume is not None and (self.overwrite or self.weights):
+        if self.save_every_minutes is not None and not self.save_every_minutes > 0:
+            raise ArgumentError(
+                f"Expected `save_every_minutes` to be a positive number. Received: {self.save_every_minutes!r}"
+            )
+        if self.resume == "auto" and self.overwrite:
+            names = ("--resume auto", "--overwrite") if flags else ("resume='auto'", "overwrite=True")
+            raise ArgumentError(f"{names[0]} goes on from the run in the folder; {names[1]} would delete it: give one")
+        check_processes(self, flags)
+        if self.resume not in (None, "auto") and (self.overwrite or self.weights):
             # Each would be silently ignored: a resumed run has its checkpoint's weights and folder.
             what = (
                 ("--overwrite (a new run)" if flags else "overwrite=True (a new run)")
@@ -158,6 +180,32 @@ class TrainingConfig:
             )
         check_materialize(self.materialize, self.lr_schedule, self.steps_per_epoch, flags)
         check_initial_epoch(self.initial_epoch, self.epochs, flags)
+
+
+def check_processes(config, flags=False):
+    """Raises `ArgumentError` for settings of several processes that cannot work."""
+    name = (lambda attribute: "--" + attribute.replace("_", "-")) if flags else (lambda attribute: attribute)
+    several = config.coordinator is not None or config.num_processes is not None or config.process_id is not None
+    if not several:
+        return
+    if config.strategy != "data-parallel":
+        raise ArgumentError(
+            f"{name('coordinator')}, {name('num_processes')} and {name('process_id')} are for "
+            f"{'--strategy' if flags else 'strategy'} data-parallel (JAX across processes)"
+        )
+    if config.materialize:
+        raise ArgumentError(
+            f"{'--materialize' if flags else 'materialize=True'} is for one process: across processes each builds "
+            "its share of every batch as it comes"
+        )
+    if config.num_processes is not None and (not isinstance(config.num_processes, int) or config.num_processes < 1):
+        raise ArgumentError(f"Expected `num_processes` to be a positive integer. Received: {config.num_processes!r}")
+    if config.process_id is not None and config.num_processes is not None:
+        if not 0 <= config.process_id < config.num_processes:
+            raise ArgumentError(
+                f"{name('process_id')} {config.process_id} is not one of the {config.num_processes} processes' ids, "
+                f"0 to {config.num_processes - 1}"
+            )
 
 
 def check_choice(name, value, allowed):

@@ -55,6 +55,7 @@ class _Run:
     callbacks: list = dataclasses.field(default_factory=list)
     progress: list = dataclasses.field(default_factory=list)
     history: object = None
+    writer: bool = True  # this process writes the checkpoints, logs and model (JAX: process 0 of several)
 
 
 def train(config, train_dataset=None, val_dataset=None, callbacks=()):
@@ -94,12 +95,15 @@ def train(config, train_dataset=None, val_dataset=None, callbacks=()):
         >>> model, history = train(config, train_dataset)  # doctest: +SKIP
     """
     from ssd_keras.training.checkpointing import check_new_run
+    from ssd_keras.training.distribution import connect_processes
 
     config.check()
+    config = resolve_resume(config)
     if config.weights is not None and not os.path.isfile(config.weights):
         raise FileNotFoundError(f"Weights file not found: {config.weights}")
     if config.resume is None and not config.overwrite:
         check_new_run(config.out_dir)  # before anything is read or written
+    config = connect_processes(config)  # JAX across processes: before JAX does anything else
     data = _load_data(config, train_dataset, val_dataset)  # read and checked before anything is written
     run = _open_run(config)
     run.train_set, run.val_set, run.class_names, run.n_classes = data
@@ -114,11 +118,13 @@ def _open_run(config):
     """The run's folder and log (checked and written before any data is read), and the
     checkpoint it goes on from with its training state."""
     from ssd_keras.models.files import ensure_writable, remove_stale_temporaries, verify
-    from ssd_keras.training.checkpointing import RESUME_DIR, RunLog, check_new_run, find_resume_point
+    from ssd_keras.training.checkpointing import RESUME_DIR, NullLog, RunLog, check_new_run, find_resume_point
+    from ssd_keras.training.distribution import agree_on_checkpoint, process_index
 
     out_dir = config.out_dir
     ensure_writable(os.path.join(out_dir, "checkpoints"))  # before anything is read or trained
-    run = _Run(config=config, out_dir=out_dir, log=RunLog(out_dir))
+    writer = process_index()[0] == 0
+    run = _Run(config=config, out_dir=out_dir, log=RunLog(out_dir) if writer else NullLog(), writer=writer)
     if config.resume is None and config.overwrite:
         check_new_run(out_dir, overwrite=True, log=run.log)
     for folder in (os.path.join(out_dir, "checkpoints"), os.path.join(out_dir, "checkpoints", RESUME_DIR)):
@@ -145,6 +151,7 @@ def _open_run(config):
         run.log.write(f"training {config.model} from epoch {config.initial_epoch + 1} to {config.epochs} in {out_dir}")
     else:
         run.log.write(f"training {config.model} for {config.epochs} epochs in {out_dir}")
+    agree_on_checkpoint(run.resume, run.state)
     return run
 
 
@@ -200,7 +207,7 @@ def _build_model(run):
     import keras
 
     from ssd_keras.losses.ssd_loss import SSDLoss
-    from ssd_keras.training.distribution import build_scope, fix_multiworker, make_strategy
+    from ssd_keras.training.distribution import build_scope, check_batch_size, fix_multiworker, make_strategy
     from ssd_keras.training.optimization import make_optimizer, set_precision
 
     config = run.config
@@ -213,6 +220,7 @@ def _build_model(run):
     if run.resume is not None:
         check_resume_fits(run.resume, run.model_kwargs["image_size"], run.class_names)
     run.distribution = make_strategy(config.strategy)
+    check_batch_size(run.distribution, config.batch_size)
     with build_scope(run.distribution):
         model, _ = build(config.model, run.model_kwargs)
         if run.resume is not None:
@@ -247,11 +255,16 @@ def _build_model(run):
 def _make_pipeline(run):
     """The label encoder of the model, and the training and validation batches
     (`DataGenerator.keras_dataset`, each batch seeded by its number)."""
+    from ssd_keras.training.distribution import process_index
+
     config = run.config
     encoder = make_encoder(config.model, run.model, **config.encoder_overrides)
     height, width = run.model_kwargs["image_size"][:2]
     background = run.model_kwargs.get("subtract_mean") or 0
     augmentation = transformations(config.augment, height, width, background, config.seed)
+    # Data parallel: batches of the global batch size only (the devices split each), and
+    # across processes each builds its share of every batch.
+    parallel = dict(full_batches=True, shard=process_index()) if config.strategy == "data-parallel" else {}
     run.train_data = run.train_set.keras_dataset(
         config.batch_size,
         shuffle=True,
@@ -261,6 +274,7 @@ def _make_pipeline(run):
         use_multiprocessing=config.use_multiprocessing,
         seed=config.seed,
         steps_per_epoch=config.steps_per_epoch,
+        **parallel,
     )
     if run.val_set is not None:
         run.val_data = run.val_set.keras_dataset(
@@ -270,6 +284,7 @@ def _make_pipeline(run):
             label_encoder=encoder,
             workers=config.workers,
             use_multiprocessing=config.use_multiprocessing,
+            **parallel,
         )
 
 
@@ -297,6 +312,8 @@ def _make_callbacks(run, extra):
         run.train_data.epoch_length,
         run.train_data,
         save_every=config.save_every,
+        save_every_minutes=config.save_every_minutes,
+        writer=run.writer,
         monitor=monitor,
         info=info,
         state=run.state,
@@ -304,19 +321,15 @@ def _make_callbacks(run, extra):
         log=run.log,
     )
     log_path = os.path.join(run.out_dir, "training_log.csv")
-    if run.resume is not None:
+    if run.resume is not None and run.writer:
         truncate_log(log_path, run.state["epoch"])  # the epochs after the checkpoint run again
-    if config.verbose:
+    if config.verbose and run.writer:
         from ssd_keras.training.progress import EpochProgress
 
         run.progress.append(EpochProgress(config.epochs, run.state.get("epoch", 0)))
+    csv_log = [keras.callbacks.CSVLogger(log_path, separator=",", append=run.resume is not None)] if run.writer else []
     # The recorder first: it completes a resumed epoch's loss before the others log it.
-    run.callbacks = [
-        run.recorder,
-        *run.progress,
-        keras.callbacks.CSVLogger(log_path, separator=",", append=run.resume is not None),
-        *schedule,
-    ]
+    run.callbacks = [run.recorder, *run.progress, *csv_log, *schedule]
 
 
 def _fit(run):
@@ -324,12 +337,13 @@ def _fit(run):
     signal; a batch that cannot be built is a `TrainingError` naming the cause."""
     from ssd_keras.errors import WorkerError
     from ssd_keras.training.checkpointing import StopOnSignal
-    from ssd_keras.training.distribution import fit_scope
+    from ssd_keras.training.distribution import fit_scope, process_index
 
     run.history = _empty_history()
     # Not across workers: each would stop after its own batch and leave the others waiting
     # in the next step's all-reduce; there a signal ends the processes as before.
-    signals = StopOnSignal(run.recorder) if run.config.strategy != "multiworker" else contextlib.nullcontext()
+    across = run.config.strategy == "multiworker" or process_index()[1] > 1
+    signals = StopOnSignal(run.recorder) if not across else contextlib.nullcontext()
     try:
         with fit_scope(run.distribution), signals:
             if run.config.materialize:
@@ -462,9 +476,13 @@ def _finish(run):
         )
     if recorder.stop_signal is not None and recorder.epoch + 1 < run.config.epochs:  # stopped at the end of an epoch
         raise recorder.interrupted(recorder.epoch + 1, 0)
-    path = os.path.join(run.out_dir, "model.keras")
-    save_model(run.model, path, run.class_names)
-    run.log.write(f"finished after epoch {run.config.epochs}; saved {path}")
+    if run.writer:
+        from ssd_keras.training.distribution import saving_alone
+
+        path = os.path.join(run.out_dir, "model.keras")
+        with saving_alone():
+            save_model(run.model, path, run.class_names)
+        run.log.write(f"finished after epoch {run.config.epochs}; saved {path}")
     return run.model, run.history
 
 
@@ -479,6 +497,20 @@ def _empty_history():
 def _merge(history, new):
     for key, values in new.history.items():
         history.history.setdefault(key, []).extend(values)
+
+
+def resolve_resume(config, log=None):
+    """`config` with ``resume='auto'`` decided: the newest complete checkpoint in `out_dir`
+    (damaged ones are named and skipped) if there is one, else a new run (None). A resumed run
+    drops the new run's `weights` and `initial_epoch`; other values are left as they are."""
+    if config.resume != "auto":
+        return config
+    from ssd_keras.training.checkpointing import find_resume_point
+
+    path, _ = find_resume_point(config.out_dir, log)
+    if path is None:
+        return config.replace(resume=None)
+    return config.replace(resume=path, weights=None, initial_epoch=None)
 
 
 def latest_checkpoint(out_dir):

@@ -6,6 +6,7 @@ import glob
 import math
 import os
 import signal
+import time
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from ssd_keras.errors import TrainingInterrupted
 from ssd_keras.models.files import save_model
 from ssd_keras.training.checkpointing import KEEP_RESUME_POINTS, RESUME_DIR, RunLog, callback_states
+from ssd_keras.training.distribution import saving_alone
 from ssd_keras.utils.files import remove_quietly
 
 
@@ -34,6 +36,10 @@ class TrainingRecorder(keras.callbacks.Callback):
         dataset: the `keras_dataset` the batches come from (for the batch numbering, the
             image files of a batch, its worker processes), or None.
         save_every: also write a resume point every this many steps (None: epoch ends only).
+        save_every_minutes: also write one when this many minutes have passed since the
+            last checkpoint (None: not by time).
+        writer: whether this process writes (False: JAX processes after the first, which
+            keep the position but leave the files to process 0).
         monitor: 'val_loss' to keep only improving epoch checkpoints, or 'loss' to keep all.
         info: stored in every checkpoint too (the class names).
         state: the training state of the checkpoint resumed from, or None.
@@ -47,6 +53,8 @@ class TrainingRecorder(keras.callbacks.Callback):
         steps_per_epoch,
         dataset=None,
         save_every=None,
+        save_every_minutes=None,
+        writer=True,
         monitor="loss",
         info=None,
         state=None,
@@ -58,19 +66,24 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.dataset = dataset
         self.save_every = save_every
+        self.save_every_seconds = save_every_minutes * 60 if save_every_minutes else None
+        self.writer = writer
+        self.last_save_time = time.monotonic()
         self.monitor = monitor
         self.info = dict(info or {})
         self.callbacks = list(callbacks)
         self.log = log or RunLog(out_dir)
         self.resume = dict(state or {})
-        self.best = self.resume.get("best", math.inf)
+        best = self.resume.get("best")  # None: no epoch ended before the checkpoint (or none improved)
+        self.best = math.inf if best is None else best
         self.failure = None
         self.epoch = None
         self.first_batch = 0
         self.last_checkpoint = None
         self.batch_sizes = None  # images in each data set batch of the epoch, when training from its arrays
         self.stop_signal = None  # set by `StopOnSignal`
-        os.makedirs(os.path.join(out_dir, "checkpoints", RESUME_DIR), exist_ok=True)
+        if writer:
+            os.makedirs(os.path.join(out_dir, "checkpoints", RESUME_DIR), exist_ok=True)
 
     # ------------------------------------------------------------ the position
 
@@ -125,7 +138,8 @@ class TrainingRecorder(keras.callbacks.Callback):
         self.base_total = self.base_images = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        """Stops on a NaN loss; writes a resume point every `save_every` steps and on a signal."""
+        """Stops on a NaN loss; writes a resume point every `save_every` steps, every
+        `save_every_minutes` and on a signal."""
         batch_in_epoch = self.first_batch + batch
         loss = float((logs or {}).get("loss", 0.0))
         steps = (self.params or {}).get("steps")
@@ -136,7 +150,11 @@ class TrainingRecorder(keras.callbacks.Callback):
             self._fail_nan(batch_in_epoch, loss)
             return
         saved = False
-        if self.save_every and step % self.save_every == 0 and batch_in_epoch + 1 < self.steps_per_epoch:
+        due = bool(self.save_every) and step % self.save_every == 0
+        due = due or (
+            self.save_every_seconds is not None and time.monotonic() - self.last_save_time >= self.save_every_seconds
+        )
+        if due and batch_in_epoch + 1 < self.steps_per_epoch:
             self._save_resume_point(self.epoch, batch_in_epoch + 1, step)
             saved = True
         if self.stop_signal is not None and batch_in_epoch + 1 < self.steps_per_epoch:
@@ -216,6 +234,9 @@ class TrainingRecorder(keras.callbacks.Callback):
         )
 
     def _save_resume_point(self, epoch, batch, step, state=None):
+        if not self.writer:
+            self.last_save_time = time.monotonic()
+            return
         state = state if state is not None else self._state(epoch, batch, step)
         self._write(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, f"step-{step:08d}.keras"), state)
         points = sorted(glob.glob(os.path.join(self.out_dir, "checkpoints", RESUME_DIR, "step-*.keras")))
@@ -223,7 +244,11 @@ class TrainingRecorder(keras.callbacks.Callback):
             remove_quietly(old)
 
     def _write(self, path, state):
-        save_model(self.model, path, info=dict(self.info, training=state))
+        self.last_save_time = time.monotonic()
+        if not self.writer:
+            return
+        with saving_alone():
+            save_model(self.model, path, info=dict(self.info, training=state))
         self.last_checkpoint = path
         self.log.write(f"checkpoint {path} (after {state['global_step']} steps)")
 

@@ -351,6 +351,8 @@ def device_constant(owner, key, make, like, dtype="float32"):
     import numpy as np
     import torch
 
+    if torch.compiler.is_compiling():  # traced (torch.compile, torch.export): a constant of this graph, not cached
+        return torch.as_tensor(np.asarray(make()), device=like.device).to(_torch_dtype(dtype))
     cache = owner.__dict__.setdefault("_device_constants", {})
     index = (key, str(like.device), str(dtype))
     tensor = cache.get(index)

@@ -11,6 +11,7 @@ and the demo: `write_json`) goes through it. `open_hdf5` opens an HDF5 file for 
 
 import contextlib
 import json
+import math
 import os
 
 import h5py
@@ -45,9 +46,22 @@ def atomic_write(path, suffix=""):
 
 def write_json(path, value, indent=None):
     """`json.dump` of `value` to `path` through `atomic_write`: a crash, or a value that
-    cannot be written halfway through, leaves the earlier file as it was."""
+    cannot be written halfway through, leaves the earlier file as it was. A non-finite
+    number (NaN, an infinite box coordinate) is written as ``null``: the file stays JSON,
+    which has no ``NaN`` or ``Infinity``."""
     with atomic_write(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=indent)
+        json.dump(_finite(value), f, indent=indent, allow_nan=False)
+
+
+def _finite(value):
+    """`value` with every non-finite float replaced by None, in nested dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def sync_folder(folder):
