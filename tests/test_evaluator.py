@@ -267,6 +267,36 @@ def test_coco_json_scored_by_pycocotools(tmp_path):
         assert evaluate_coco(str(tmp_path / "bare.json"), str(results_file), verbose=False) == stats
 
 
+def test_coco_json_leaves_out_boxes_that_are_not_finite(tmp_path):
+    # An untrained SSD300's box regression can overflow to inf: COCO's format has no place for
+    # such a box (JSON has no Infinity and pycocotools fails on null), so it is left out, counted.
+    import json
+
+    from ssd_keras.evaluation.coco import evaluate_coco, predict_all_to_json
+
+    labels = [np.array([[1, 5, 5, 25, 30]], float)]
+    coco = {
+        "images": [{"id": 11, "file_name": "0.png", "height": 40, "width": 60}],
+        "categories": [{"id": 4, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 11, "category_id": 4, "bbox": [5, 5, 20, 25], "area": 500, "iscrowd": 0}],
+    }
+    annotations = tmp_path / "instances.json"
+    annotations.write_text(json.dumps(coco))
+    dataset = _dataset(tmp_path, labels)
+    dataset.image_ids = [11]
+    rows = _as_predictions(labels[0], (30 / 40, 30 / 60))
+    overflowed = [[1, 0.8, -np.inf, 2.0, np.inf, 9.0], [1, 0.7, 1.0, np.nan, 3.0, 4.0]]
+    model = _StubModel([np.concatenate([rows, overflowed])])
+    results_file = tmp_path / "results.json"
+    with pytest.warns(UserWarning, match=r"2 detections with non-finite box coordinates .* left out of .*results.json"):
+        results = predict_all_to_json(
+            str(results_file), model, 30, 30, {1: 4}, dataset, batch_size=1, model_mode="inference", verbose=False
+        )
+    assert results == [{"image_id": 11, "category_id": 4, "score": 0.9, "bbox": [5.0, 5.0, 20.0, 25.0]}]
+    assert json.loads(results_file.read_text()) == results
+    assert evaluate_coco(str(annotations), str(results_file), verbose=False)["AP"] == pytest.approx(1.0)
+
+
 def test_coco_crowd_boxes_are_neutral_in_the_voc_evaluation(tmp_path):
     # A person (5..25 x 5..30) and a crowd of people (30..55 x 10..35) in one 40 x 60 image.
     import json

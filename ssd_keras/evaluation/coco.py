@@ -2,6 +2,7 @@
 and pycocotools' COCOeval."""
 
 import json
+import warnings
 
 import numpy as np
 
@@ -50,7 +51,9 @@ def predict_all_to_json(
     Each detection becomes ``{'image_id', 'category_id', 'score', 'bbox': [x, y, w, h]}``
     (score rounded to 3 decimals, box to 1). 'pad' mode works (the original crashed).
     Arguments as `Evaluator.predict_on_dataset`; `classes_to_cats` from
-    `get_coco_category_maps`.
+    `get_coco_category_maps`. A detection whose box is not finite (a box regression
+    that overflowed, as untrained weights can give) has no place in COCO's format and
+    is left out, with a warning that counts them.
 
     Returns:
         the list of result dicts.
@@ -63,6 +66,7 @@ def predict_all_to_json(
         normalize_coords=normalize_coords,
     )
     results = []
+    n_not_finite = 0
     for image_id, rows in iterate_predictions(
         model,
         data_generator,
@@ -74,7 +78,10 @@ def predict_all_to_json(
         decode_args,
         verbose=verbose,
     ):
-        for class_id, score, xmin, ymin, xmax, ymax in np.asarray(rows, dtype=np.float64).reshape(-1, 6):
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        finite = np.isfinite(rows).all(axis=1)
+        n_not_finite += int(np.count_nonzero(~finite))
+        for class_id, score, xmin, ymin, xmax, ymax in rows[finite]:
             results.append(
                 {
                     "image_id": int(image_id)
@@ -90,6 +97,12 @@ def predict_all_to_json(
                     ],
                 }
             )
+    if n_not_finite:
+        warnings.warn(
+            f"{n_not_finite} detections with non-finite box coordinates (the model's box regression "
+            f"overflowed) were left out of {out_file}.",
+            stacklevel=2,
+        )
     write_json(out_file, results)
     return results
 
