@@ -12,7 +12,9 @@ in and decoded detections out (the display decoding: confidence 0.5, NMS 0.45, t
 
 Each backend runs in a process of its own. Medians of repeated calls after a warm-up, in
 ms. Then the demo model's VOC mAP (11-point, decoding at 0.01) on the demo's 120 held-out
-images for Keras, onnxruntime fp32 and int8, TFLite fp32 and int8.
+images for Keras, onnxruntime fp32 and int8, TFLite fp32 and int8. Last, the floor that
+the CPU puts under any float32 runtime: SSD300's convolutions counted in floating-point
+operations, over the rate of onnxruntime's float32 matrix product (2048 x 2048) here.
 
     python benchmarks/bench_export.py [--repeats 20] [--results DIR]
 """
@@ -84,6 +86,33 @@ def _models(folder):
     return {name: load_detector(file) for name, file in (("ssd300", path), ("ssd7", DEMO_MODEL))}
 
 
+def conv_gflop(model):
+    """Floating-point operations (2 per multiply-add, in billions) of the model's `Conv2D`
+    layers for one image: ``2 * output height * width * filters * kernel h * w * channels``."""
+    import keras
+
+    flop = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel_h, kernel_w, channels, _ = layer.kernel.shape
+            flop += 2 * height * width * filters * kernel_h * kernel_w * channels
+    return flop / 1e9
+
+
+def matmul_gflops(n=2048, repeats=10):
+    """onnxruntime's float32 rate on an n x n matrix product, GFLOP/s (median of `repeats`)."""
+    from onnx import TensorProto, helper
+
+    spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "ABC"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "matmul", spec[:2], spec[2:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = _onnx_session(model.SerializeToString())
+    a, b = np.random.default_rng(0).random((2, n, n), dtype=np.float32)
+    seconds = np.median(run_times(lambda: session.run(None, {"A": a, "B": b}), repeats, warmup=3))
+    return 2 * n**3 / seconds / 1e9
+
+
 def _images(size, batch, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (batch, *size, 3)).astype(np.uint8)
 
@@ -122,7 +151,9 @@ def worker(backend, folder, repeats):
 
     info = _data(folder)
     rows = []
-    for name, model in _models(folder).items():
+    models = _models(folder)
+    gflop = {name: conv_gflop(model) for name, model in models.items()}
+    for name, model in models.items():
         size = tuple(int(n) for n in model.inputs[0].shape[1:3])
         model = add_decoding(model)  # the display decoding, as the Detector's default
         detector = Detector(model)
@@ -146,7 +177,7 @@ def worker(backend, folder, repeats):
                 rows.append([name, batch, label, _median_ms(lambda r=run, x=images: r(x), n)])
     accuracy = _accuracy(backend, info, folder)
     with open(os.path.join(folder, f"{backend}.json"), "w") as f:
-        json.dump(dict(rows=rows, accuracy=accuracy, versions=results.machine()["versions"]), f)
+        json.dump(dict(rows=rows, accuracy=accuracy, gflop=gflop, versions=results.machine()["versions"]), f)
     print(f"{backend}: done ({keras.backend.backend()})", flush=True)
 
 
@@ -204,6 +235,20 @@ def _goals(rows, accuracy):
     ]
 
 
+def _fp32_floor(rows, gflop, gflops):
+    """The shortest time any float32 runtime can take for SSD300's convolutions here, next to
+    what the goal (1.5x the fastest Keras predict at batch 1) asks of onnxruntime."""
+    keras_ms = min(ms for m, b, case, ms in rows if m == "ssd300" and b == 1 and case.startswith("Keras predict"))
+    onnx_ms = min(ms for m, b, case, ms in rows if m == "ssd300" and b == 1 and case.startswith("onnxruntime fp32"))
+    return [
+        ["SSD300 convolutions, one image (GFLOP)", round(gflop, 1)],
+        ["float32 matrix product in onnxruntime on this CPU (GFLOP/s)", round(gflops)],
+        ["those convolutions at that rate (ms)", round(gflop / gflops * 1e3, 1)],
+        ["onnxruntime float32, whole model with decoding (ms)", round(onnx_ms, 1)],
+        ["the goal: the fastest Keras predict / 1.5 (ms)", round(keras_ms / 1.5, 1)],
+    ]
+
+
 def main(argv=None):
     """Runs a worker per backend, then prints (and saves) the tables and the goals."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,7 +260,7 @@ def main(argv=None):
     if args.worker:
         return worker(args.worker, args.dir, args.repeats)
     with tempfile.TemporaryDirectory(prefix="bench_export_") as folder:
-        rows, accuracy, versions = [], [], {}
+        rows, accuracy, versions, gflop = [], [], {}, {}
         for backend in BACKENDS:
             env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
             command = [sys.executable, os.path.abspath(__file__), "--worker", backend, "--dir", folder]
@@ -224,6 +269,7 @@ def main(argv=None):
                 part = json.load(f)
             rows += part["rows"]
             accuracy += part["accuracy"]
+            gflop = part["gflop"]
             versions.update(part["versions"])
     rows.sort(key=lambda row: (MODELS.index(row[0]), row[1], row[3]))
     print(f"{'model':8s} {'batch':>5s}  {'runtime':52s} {'median ms':>10s}")
@@ -233,6 +279,10 @@ def main(argv=None):
     for name, value in accuracy:
         print(f"{name:60s} {value:.4f}")
     goals = _goals(rows, accuracy)
+    ceiling = _fp32_floor(rows, gflop["ssd300"], matmul_gflops())
+    print()
+    for quantity, value in ceiling:
+        print(f"{quantity:70s} {value:8.1f}")
     print()
     for goal, value, target, met in goals:
         print(f"{goal:60s} {value:>8s} (goal {target}): {'met' if met else 'NOT met'}")
@@ -249,6 +299,9 @@ def main(argv=None):
     results.save(args, "bench_export_accuracy", title, ["runtime", "mAP"], accuracy, notes)
     columns = ["goal", "measured", "target", "met"]
     results.save(args, "bench_export_goals", "Export goals on this CPU", columns, goals, "from the two tables above")
+    title = "What this CPU allows SSD300 in float32 at batch 1"
+    notes = "the matrix product: onnxruntime MatMul, 2048 x 2048, float32, median of 10 after 3 warm-up calls"
+    results.save(args, "bench_export_floor", title, ["quantity", "value"], ceiling, notes)
     return rows, accuracy, goals
 
 

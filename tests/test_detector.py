@@ -159,6 +159,44 @@ def _agreement(found, reference, score=0.5):
     return hits, total
 
 
+def test_int8_folds_the_relu_after_a_convolution_into_its_output_range(tmp_path):
+    # Conv -> ReLU -> Conv by hand: the quantised file has no ReLU left, and its output is the
+    # float model's within the quantisation step (a ReLU dropped without clipping at 0 would let
+    # the negative half through: errors of the size of the output itself).
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from ssd_keras.export.quantize import quantize_onnx
+
+    rng = np.random.default_rng(0)
+    weights = [
+        helper.make_tensor("w1", TensorProto.FLOAT, (4, 3, 3, 3), rng.normal(size=(4, 3, 3, 3)).ravel()),
+        helper.make_tensor("w2", TensorProto.FLOAT, (2, 4, 1, 1), rng.normal(size=(2, 4, 1, 1)).ravel()),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Conv", ["r", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_relu_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3, 8, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 2, 8, 8))],
+        initializer=weights,
+    )
+    source = str(tmp_path / "float.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+    images = rng.normal(size=(16, 3, 8, 8)).astype(np.float32)
+    path = quantize_onnx(source, str(tmp_path / "int8.onnx"), images)
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert "Relu" not in ops and ops.count("Conv") == 2 and "QuantizeLinear" in ops
+    run = {f: onnxruntime.InferenceSession(f, providers=["CPUExecutionProvider"]) for f in (source, path)}
+    expected, got = (run[f].run(None, {"x": images[:1]})[0] for f in (source, path))
+    assert np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
+
+
 @pytest.mark.slow
 def test_int8_onnx_and_tflite_find_what_the_float_model_finds(tmp_path):
     import onnx

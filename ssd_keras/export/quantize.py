@@ -59,8 +59,8 @@ def calibration_images(sources, input_size, limit=DEFAULT_CALIBRATION_IMAGES, se
 
 
 def quantize_onnx(source, path, images):
-    """Writes an INT8 copy of the ONNX file `source` (QDQ format, its convolutions quantised),
-    calibrated on `images`.
+    """Writes an INT8 copy of the ONNX file `source` (QDQ format, its convolutions quantised
+    and the ReLUs that follow them folded in), calibrated on `images`.
 
     Args:
         source: an ``.onnx`` file from `export_onnx`.
@@ -100,7 +100,9 @@ def quantize_onnx(source, path, images):
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["Conv"],
+            # A ReLU after a convolution is folded into the convolution's output range
+            # (clipping at 0 is what the quantised output's range [0, max] does).
+            op_types_to_quantize=["Conv", "Relu"],
         )
     _copy_metadata(source, path)
     return path
