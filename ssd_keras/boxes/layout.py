@@ -15,3 +15,19 @@ VARIANCES = slice(-4, None)
 N_BOX_CHANNELS = 12  # offsets + anchors + variances
 # The fewest channels a packed tensor can have: background, one class and the box channels.
 MIN_CHANNELS = 2 + N_BOX_CHANNELS
+# The name of the layer that decodes the packed tensor in a model of 'inference' mode.
+DECODED_LAYER = "decoded_predictions"
+
+
+def decoding_layer(model):
+    """The model's decoding layer (named `DECODED_LAYER`), or None for a model whose output
+    is the packed tensor itself."""
+    return next((layer for layer in model.layers if layer.name == DECODED_LAYER), None)
+
+
+def n_classes_of(model):
+    """The number of positive classes of an SSD model in any mode (background not counted),
+    from the width of its packed tensor."""
+    layer = decoding_layer(model)
+    packed = layer.input if layer is not None else model.outputs[0]
+    return int(packed.shape[-1]) - N_BOX_CHANNELS - 1

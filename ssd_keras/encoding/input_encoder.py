@@ -34,7 +34,7 @@ from ssd_keras.boxes.geometry import (
     convert_coordinates,
     to_corners,
 )
-from ssd_keras.boxes.layout import ANCHORS, N_BOX_CHANNELS, OFFSETS, VARIANCES
+from ssd_keras.boxes.layout import ANCHORS, N_BOX_CHANNELS, OFFSETS, VARIANCES, n_classes_of
 from ssd_keras.boxes.matching import greedy_bipartite_from_best
 from ssd_keras.errors import DegenerateBoxError
 
@@ -374,13 +374,10 @@ class SSDInputEncoder:
                 f"settings come from the model. Received: {sorted(unknown)}"
             )
         config, sizes = AnchorConfig.from_model(model)
-        decoders = [layer for layer in model.layers if layer.name == "decoded_predictions"]
-        raw = decoders[0].input if decoders else model.outputs[0]
-        n_classes = int(raw.shape[-1]) - N_BOX_CHANNELS - 1
         return cls(
             config.img_height,
             config.img_width,
-            n_classes,
+            n_classes_of(model),
             sizes,
             scales=list(config.scales),
             aspect_ratios_global=None,

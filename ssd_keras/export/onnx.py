@@ -75,11 +75,10 @@ def export_onnx(model, path, input_dtype="uint8", opset=None, class_names=None):
 
 def decoding_settings(model):
     """The settings of the model's decoding layer (confidence, IoU, top-k, fast or not)."""
-    from ssd_keras.models.decoding import DECODED_LAYER
+    from ssd_keras.boxes.layout import decoding_layer
 
-    layer = (
-        model.get_layer(DECODED_LAYER) if DECODED_LAYER in [layer.name for layer in model.layers] else model.layers[-1]
-    )
+    layer = decoding_layer(model)
+    layer = layer if layer is not None else model.layers[-1]
     config = layer.get_config()
     return dict(
         confidence_thresh=config.get("confidence_thresh"),

@@ -194,17 +194,14 @@ class Detector:
     def _detect(self, images):
         from ssd_keras.data.transforms.geometric import Resize
 
-        height, width = self.input_size
-        resize = Resize(height, width)
-        batch = np.stack([resize(image) for image in images])
+        resize = Resize(*self.input_size)
+        resized = [resize(image, return_inverter=True) for image in images]
         found = []
-        for image, rows in zip(images, self.predict_on_batch(batch)):
-            rows = np.asarray(rows, dtype=np.float64)
-            rows = rows[rows[:, 1] > 0]
-            scale = np.array([image.shape[1] / width, image.shape[0] / height] * 2)
+        for (_, to_image), rows in zip(resized, self.predict_on_batch(np.stack([image for image, _ in resized]))):
+            rows = to_image(rows[rows[:, 1] > 0])  # float64, in the image's own pixels
             ids = rows[:, 0].astype(int)
             names = [self.class_names[c] if 0 <= c < len(self.class_names) else str(c) for c in ids]
-            found.append(Detections(rows[:, 2:6] * scale, rows[:, 1], ids, names))
+            found.append(Detections(rows[:, 2:6], rows[:, 1], ids, names))
         return found
 
 

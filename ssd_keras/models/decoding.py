@@ -3,10 +3,8 @@ that decodes already) the decoding layer with the settings given, and `n_classes
 how many classes an SSD has. The anchor settings come from the model's own `AnchorBoxes`
 layers, so any saved SSD can decode."""
 
-from ssd_keras.boxes.layout import N_BOX_CHANNELS
+from ssd_keras.boxes.layout import DECODED_LAYER, decoding_layer, n_classes_of  # noqa: F401  (this module's API too)
 from ssd_keras.encoding.decoding_config import DISPLAY_DECODING
-
-DECODED_LAYER = "decoded_predictions"
 
 
 def add_decoding(
@@ -41,10 +39,10 @@ def add_decoding(
     anchors = [layer for layer in model.layers if isinstance(layer, AnchorBoxes)]
     if not anchors:
         raise ValueError(f"Expected an SSD model with AnchorBoxes layers. Received: model {model.name!r} has none")
-    decoders = [layer for layer in model.layers if layer.name == DECODED_LAYER]
-    raw = decoders[0].input if decoders else model.outputs[0]
+    decoder = decoding_layer(model)
+    raw = decoder.input if decoder is not None else model.outputs[0]
     if fast is None:
-        fast = bool(decoders) and isinstance(decoders[0], DecodeDetectionsFast)
+        fast = isinstance(decoder, DecodeDetectionsFast)
     height, width = model.inputs[0].shape[1:3]
     layer_class = DecodeDetectionsFast if fast else DecodeDetections
     decoded = layer_class(
@@ -62,10 +60,3 @@ def add_decoding(
     # takes an array without Keras warning about the input structure.
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, decoded, name=model.name)
-
-
-def n_classes_of(model):
-    """The number of positive classes of an SSD model in any mode (background not counted)."""
-    decoders = [layer for layer in model.layers if layer.name == DECODED_LAYER]
-    raw = decoders[0].input if decoders else model.outputs[0]
-    return int(raw.shape[-1]) - N_BOX_CHANNELS - 1
