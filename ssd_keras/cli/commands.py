@@ -37,19 +37,25 @@ def _classes(spec):
     return read_classes(spec)
 
 
-def _decoding_model(args, classes):
-    """``(decoding Keras model, stored class names)`` from --model-file, or --model with --weights."""
+def _decoding(args):
+    """The decoding flags, as `add_decoding` and `Detector` take them."""
+    return dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
+
+
+def _model_source(args, classes):
+    """``(model, stored class names)``: the --model-file path, or the --model built with
+    --weights (in 'training' mode). The class names stored in a ``.keras`` file are checked
+    against --classes before the model loads (seconds); an ONNX file's are read as it loads."""
     from ssd_keras.data.loading import VOC_CLASSES
-    from ssd_keras.inference.loading import load_detector
-    from ssd_keras.models.decoding import add_decoding
     from ssd_keras.models.files import read_info
 
-    decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
     if args.model_file:
+        if args.model_file.endswith(".onnx"):
+            return args.model_file, None
         stored = read_info(args.model_file).get("class_names")
-        if classes and stored:  # checked before the model loads (seconds)
+        if classes and stored:
             _check_classes_against_stored(classes, stored, args.model_file)
-        return load_detector(args.model_file, **decode), stored
+        return args.model_file, stored
     if args.model and args.weights:
         from ssd_keras.inference.loading import load_weights_file
         from ssd_keras.models.presets import build, builder_kwargs
@@ -61,7 +67,7 @@ def _decoding_model(args, classes):
             args.model, builder_kwargs(args.model, n_classes, args.image_size, args.scales), mode="training"
         )
         load_weights_file(model, args.weights)
-        return add_decoding(model, **decode), None
+        return model, None
     raise ArgumentError("give --model-file, or --model with --weights")
 
 
@@ -79,15 +85,12 @@ def _detector(args):
     from ssd_keras.inference.detector import Detector
 
     classes = _classes(args.classes) if args.classes else None
-    decode = dict(confidence_thresh=args.confidence_thresh, iou_threshold=args.iou_threshold, top_k=args.top_k)
-    if args.model_file and args.model_file.endswith(".onnx"):
-        detector = Detector(args.model_file, **decode, batch_size=args.batch_size)
-        stored = detector.class_names if detector._engine.class_names else None
-        if classes and stored:
+    source, stored = _model_source(args, classes)
+    detector = Detector(source, **_decoding(args), batch_size=args.batch_size)
+    if stored is None and detector._engine.class_names:  # an ONNX file's
+        stored = detector.class_names
+        if classes:
             _check_classes_against_stored(classes, stored, args.model_file)
-    else:
-        model, stored = _decoding_model(args, classes)
-        detector = Detector(model, **decode, batch_size=args.batch_size)
     n_classes = detector.n_classes
     named = bool(classes or stored)
     if classes is None:
@@ -360,9 +363,12 @@ def cmd_export(args):
 
         calibration_files = find_images(args.calibration)  # a path at fault is named before the model loads
     classes = _classes(args.classes) if args.classes else None
-    model, stored = _decoding_model(args, classes)
+    source, stored = _model_source(args, classes)
+    from ssd_keras.inference.loading import load_detector
     from ssd_keras.inference.prediction import input_size
-    from ssd_keras.models.decoding import n_classes_of
+    from ssd_keras.models.decoding import add_decoding, n_classes_of
+
+    model = load_detector(source, **_decoding(args)) if args.model_file else add_decoding(source, **_decoding(args))
 
     if classes is not None:
         _check_class_count(classes, n_classes_of(model))

@@ -2,8 +2,9 @@
 
 It calibrates on images from the training data: the convolutions' activations are
 observed on them, and each tensor's INT8 scale chosen to cover its range. Only the
-convolutions are quantised (weights per output channel, activations per tensor); the
-decoding and its NMS loops stay in float32, so boxes and scores keep their precision.
+convolutions are quantised (weights per output channel, activations per tensor; a ReLU
+right after one becomes the lower end of its output range); the decoding and its NMS
+loops stay in float32, so boxes and scores keep their precision.
 (TFLite files are quantised by `saved_model.convert_tflite`.)
 
 Example:

@@ -212,9 +212,8 @@ class _KerasEngine:
     """A decoding Keras model, called the fastest way its backend offers (module docstring)."""
 
     def __init__(self, model, decoding):
-        import keras
-
         from ssd_keras.inference.loading import load_detector
+        from ssd_keras.inference.prediction import input_size
         from ssd_keras.models.decoding import add_decoding, n_classes_of
         from ssd_keras.models.files import read_info
 
@@ -225,9 +224,11 @@ class _KerasEngine:
             model = load_detector(path, **decoding)
         else:
             model = add_decoding(model, **decoding)
+        import keras  # after `load_detector`, which names a file that is no model before Keras loads
+
         self.model = model
         self.n_classes = n_classes_of(model)
-        self.input_size = tuple(int(n) for n in model.inputs[0].shape[1:3])
+        self.input_size = input_size(model)
         self.backend = keras.backend.backend()
         self.name = f"keras-{self.backend}"
         self._call = {"jax": self._jax, "tensorflow": self._tensorflow, "torch": self._torch}[self.backend]()
