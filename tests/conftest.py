@@ -273,6 +273,24 @@ def assert_same_detections(actual, expected, score_atol=1e-5, box_atol=1e-3):
             free[np.argmax(fits)] = False
 
 
+def pile_and_spread(n_pile=1100, n_spread=400, pile_first=True):
+    """Raw 'corners' output (absolute, variances 1, zero offsets: each box is its anchor) of
+    one class: `n_pile` copies of one box and `n_spread` disjoint boxes, the pile scoring
+    best (0.9 down in steps of 1e-5; the spread from 0.8 in steps of 1e-4), or, with
+    `pile_first` False, the spread (from 0.9) above the pile (from 0.8)."""
+    pile = np.tile([0.0, 0.0, 10.0, 10.0], (n_pile, 1))
+    j = np.arange(n_spread)
+    spread = np.column_stack([(j % 20) * 20 + 100, (j // 20) * 20 + 100, (j % 20) * 20 + 110, (j // 20) * 20 + 110])
+    anchors = np.vstack([pile, spread])
+    top, second = (0.9, 0.8) if pile_first else (0.8, 0.9)
+    # Above background everywhere: kept by the fast rule too.
+    scores = np.concatenate([top - 1e-5 * np.arange(n_pile), second - 1e-4 * j])
+    y = np.zeros((1, n_pile + n_spread, 14), np.float32)
+    y[0, :, 0], y[0, :, 1] = 1 - scores, scores
+    y[0, :, 6:10], y[0, :, 10:] = anchors, 1.0
+    return y
+
+
 @contextlib.contextmanager
 def shared_folder(tmp_path_factory, name):
     """A folder for a run that several tests compare with: under pytest-xdist one folder that

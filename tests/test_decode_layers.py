@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import pile_and_spread  # noqa: E402
 
 from ssd_keras.boxes.layout import OFFSETS  # noqa: E402
 from ssd_keras.encoding.input_encoder import SSDInputEncoder  # noqa: E402
@@ -195,22 +196,6 @@ def test_errors():
         DecodeDetections(normalize_coords=False)(np.zeros((1, 4, 13), np.float32))
 
 
-def _pile_and_spread(n_pile=1100, n_spread=400):
-    """Raw 'corners' output (absolute, variances 1, zero offsets: each box is its anchor) of
-    one class: `n_pile` copies of one box scoring best, then `n_spread` disjoint boxes."""
-    pile = np.tile([0.0, 0.0, 10.0, 10.0], (n_pile, 1))
-    j = np.arange(n_spread)
-    spread = np.column_stack([(j % 20) * 20 + 100, (j // 20) * 20 + 100, (j % 20) * 20 + 110, (j // 20) * 20 + 110])
-    anchors = np.vstack([pile, spread])
-    scores = np.concatenate(
-        [0.9 - 1e-5 * np.arange(n_pile), 0.8 - 1e-4 * j]
-    )  # above background: kept by the fast rule too
-    y = np.zeros((1, n_pile + n_spread, 14), np.float32)
-    y[0, :, 0], y[0, :, 1] = 1 - scores, scores
-    y[0, :, 6:10], y[0, :, 10:] = anchors, 1.0
-    return y
-
-
 @pytest.mark.parametrize(
     "layer_class, numpy_decoder",
     [(DecodeDetections, decode_detections), (DecodeDetectionsFast, decode_detections_fast)],
@@ -218,7 +203,7 @@ def _pile_and_spread(n_pile=1100, n_spread=400):
 def test_all_candidates_are_used_when_the_best_ones_suppress_each_other(layer_class, numpy_decoder):
     # The best 1024 candidates (the first pass) are one box 1100 times: one detection. The
     # exact result needs the lower-scoring candidates too, which the second pass takes.
-    y = _pile_and_spread()
+    y = pile_and_spread()
     args = dict(confidence_thresh=0.01, iou_threshold=0.45, coords="corners", normalize_coords=False)
     out = _layer_output(layer_class(top_k=50, **args), y)[0]
     expected = numpy_decoder(y, top_k=50, input_coords="corners", **{k: v for k, v in args.items() if k != "coords"})[0]

@@ -11,7 +11,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, assert_same_detections, calm_heads
+from conftest import BACKEND, assert_same_detections, calm_heads, pile_and_spread
 
 from ssd_keras.encoding.output_decoder import decode_detections, decode_detections_fast
 from ssd_keras.export import export_model
@@ -125,6 +125,23 @@ def test_the_onnx_file_says_its_classes_input_and_decoding(tmp_path):
     assert [d.dim_value for d in graph_input.type.tensor_type.shape.dim][1:] == [64, 80, 3]
 
 
+def test_the_onnx_file_pools_and_convolves_in_one_layout(tmp_path):
+    # Keras computes channels-last, ONNX's Conv and MaxPool channels-first: each exporter
+    # wraps them in transposes, which onnxruntime cancels when nothing opaque stands between
+    # them. Max pooling must be a MaxPool on every backend (not slices and gathers).
+    import onnx
+
+    model, _ = build("ssd7", builder_kwargs("ssd7", 3, (64, 80, 3)), mode="inference")
+    path = export_onnx(model, str(tmp_path / "m.onnx"))
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert ops.count("MaxPool") == sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 6
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    optimized = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert optimized.count("Transpose") <= 2  # of 15 convolutions and 6 poolings
+
+
 def test_export_refuses_what_it_cannot_make(tmp_path):
     from ssd_keras.errors import ArgumentError
 
@@ -141,3 +158,29 @@ def test_export_refuses_what_it_cannot_make(tmp_path):
     with pytest.raises(ArgumentError, match="SavedModel"):
         export_model(model, str(tmp_path / "m"), "saved_model", int8=True, calibration=np.zeros((1, 64, 64, 3)))
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_the_exported_nms_takes_the_best_candidates_first_and_all_when_needed(fast, tmp_path):
+    # 1500 candidates of one class; the NMS first runs on the best 1024. With a pile of one
+    # box on top, those give one detection and the pass runs again on every candidate; with
+    # the disjoint boxes on top, the best 1024 are enough. One file, both branches.
+    import onnx
+
+    from ssd_keras.layers import DecodeDetections, DecodeDetectionsFast
+
+    settings = dict(confidence_thresh=0.01, iou_threshold=0.45, top_k=50, normalize_coords=False)
+    inputs = keras.Input((1500, 14, 1))
+    layer = (DecodeDetectionsFast if fast else DecodeDetections)(coords="corners", name=DECODED_LAYER, **settings)
+    model = keras.Model(inputs, layer(keras.layers.Reshape((1500, 14))(inputs)))
+    path = export_onnx(model, str(tmp_path / "nms.onnx"), input_dtype="float32")
+    assert "If" in {node.op_type for node in onnx.load(path).graph.node}  # the choice is in the graph
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    numpy_decoder = decode_detections_fast if fast else decode_detections
+    for pile_first, second_score in ((True, 0.8), (False, 0.9 - 1e-4)):
+        y = pile_and_spread(pile_first=pile_first)
+        expected = numpy_decoder(y, input_coords="corners", **settings)[0]
+        assert len(expected) == 50 and expected[1, 1] == pytest.approx(second_score)
+        found = session.run(None, {"images": y[..., None]})[0]
+        assert_same_detections(found, [expected], score_atol=1e-6, box_atol=1e-4)

@@ -12,10 +12,12 @@ given only while exporting (the layers stay one `keras.ops` implementation):
 * **TensorFlow** (tf2onnx): `tf.where` becomes ONNX's ``Where``. tf2onnx's own conversion
   multiplies by the condition instead (``c * x + (1 - c) * y``), which turns the ``-inf``
   scores of non-candidates into NaN (``0 * inf``).
-* **JAX** (jax2onnx): max pooling becomes a maximum over shifted slices; jax2onnx lowers
-  ``reduce_window`` to a ``MaxPool`` over four axes, which onnxruntime refuses.
+* **JAX** (jax2onnx): max pooling goes through ``flax.nnx.max_pool``, which jax2onnx lowers
+  to ONNX's ``MaxPool``; its lowering of ``reduce_window`` is a ``MaxPool`` over four axes,
+  which onnxruntime refuses.
 * **PyTorch** (``torch.onnx.export``, dynamo): the NMS loops become ``torch.while_loop``
-  (traced once, not unrolled at the sample's trip count), the sorts become ``topk`` (ONNX's
+  (traced once, not unrolled at the sample's trip count) and the choice between the best
+  candidates and all of them ``torch.cond``, the sorts become ``topk`` (ONNX's
   ``TopK`` keeps ties in index order, as the stable sorts do; the stable ``sort`` has no
   ONNX lowering), and ``take`` drops a squeeze that ONNX refuses for non-1 sizes.
 
@@ -194,29 +196,23 @@ def _export_tensorflow(model, path, input_dtype, opset):
 # ------------------------------------------------------------------------------- JAX
 
 
-def _max_pool_by_slices(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """Keras' 2-D max pooling (channels last) as the maximum of shifted strided slices: the
-    same values, lowered by jax2onnx to ops that onnxruntime runs."""
-    import jax.numpy as jnp
+def _max_pool_as_flax(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Keras' 2-D max pooling (channels last) as ``flax.nnx.max_pool``, which jax2onnx
+    lowers to ONNX's ``MaxPool`` between two transposes; onnxruntime cancels those against
+    the convolutions' own, so the pooling runs in the convolutions' layout."""
+    from flax import nnx
+
+    if data_format not in (None, "channels_last"):
+        raise NotImplementedError(f"ONNX export of max pooling with data_format={data_format!r}")
 
     def pair(value):
         return (value, value) if isinstance(value, int) else tuple(value)
 
-    (kh, kw), (sh, sw) = pair(pool_size), pair(strides if strides is not None else pool_size)
-    height, width = inputs.shape[1], inputs.shape[2]
-    if padding.lower() == "same":  # XLA's SAME: the extra pixel of an odd padding goes after
-        out_h, out_w = -(-height // sh), -(-width // sw)
-        pad_h, pad_w = max((out_h - 1) * sh + kh - height, 0), max((out_w - 1) * sw + kw - width, 0)
-        pads = ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
-        inputs = jnp.pad(inputs, pads, constant_values=-jnp.inf)
-    else:
-        out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    pooled = None
-    for i in range(kh):
-        for j in range(kw):
-            part = inputs[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
-            pooled = part if pooled is None else jnp.maximum(pooled, part)
-    return pooled
+    window = pair(pool_size)
+    # XLA's and ONNX's SAME_UPPER agree: the extra pixel of an odd padding goes after.
+    return nnx.max_pool(
+        inputs, window_shape=window, strides=pair(strides if strides is not None else window), padding=padding.upper()
+    )
 
 
 @contextlib.contextmanager
@@ -224,7 +220,7 @@ def _jax_export_ops():
     from keras.src.backend.jax import nn
 
     original = nn.max_pool
-    nn.max_pool = _max_pool_by_slices
+    nn.max_pool = _max_pool_as_flax
     try:
         yield
     finally:
@@ -282,6 +278,17 @@ def _torch_export_ops():
         out = torch.while_loop(lambda *values: core.convert_to_tensor(cond(*values)).clone(), step, cloned(loop_vars))
         return tuple(out) if is_tuple else out[0]
 
+    def cond(pred, true_fn, false_fn):
+        # Both branches in the graph (Keras' `if pred:` would need the value while tracing).
+        def branch(fn):
+            def traced():
+                out = fn()
+                return cloned(out) if isinstance(out, (tuple, list)) else cloned((out,))[0]
+
+            return traced
+
+        return torch.cond(core.convert_to_tensor(pred), branch(true_fn), branch(false_fn), ())
+
     def argsort(x, axis=-1):
         x = tnp.convert_to_tensor(x)
         if axis is None:
@@ -304,12 +311,12 @@ def _torch_export_ops():
         shape = x.shape[:axis] + indices.shape + x.shape[axis + 1 :]
         return torch.index_select(x, dim=axis, index=indices.reshape(-1)).reshape(shape)
 
-    saved = core.while_loop, tnp.argsort, tnp.sort, tnp.take
-    core.while_loop, tnp.argsort, tnp.sort, tnp.take = while_loop, argsort, sort, take
+    saved = core.while_loop, core.cond, tnp.argsort, tnp.sort, tnp.take
+    core.while_loop, core.cond, tnp.argsort, tnp.sort, tnp.take = while_loop, cond, argsort, sort, take
     try:
         yield
     finally:
-        core.while_loop, tnp.argsort, tnp.sort, tnp.take = saved
+        core.while_loop, core.cond, tnp.argsort, tnp.sort, tnp.take = saved
 
 
 def _torch_serving(model, input_dtype):
@@ -356,10 +363,22 @@ def _export_torch(model, path, input_dtype, opset):
 def exported_torch_module(model, input_dtype="uint8"):
     """The decoding model exported by ``torch.export`` (the same graph as for ONNX) as a
     callable module: it runs the model's ATen ops directly, without Keras' Python work per
-    layer. Takes a batch of images ``(batch, height, width, 3)``; returns the detections."""
+    layer. Takes a batch of images ``(batch, height, width, 3)``; returns the detections.
+
+    The graph's runtime assertions are left out, as the ONNX file leaves them out: tracing
+    the ``torch.cond`` of the NMS with the two-image sample asserts a batch of at least 2,
+    which the computation does not need (the tests run it on one image against Keras)."""
     import torch
 
     module, sample, dynamic_shapes = _torch_serving(model, input_dtype)
     with _torch_export_ops(), torch.no_grad():
         program = torch.export.export(module, (sample,), dynamic_shapes=dynamic_shapes)
-    return program.module()
+    graph_module = program.module()
+    for part in graph_module.modules():
+        if isinstance(part, torch.fx.GraphModule):
+            for node in list(part.graph.nodes):
+                if node.op == "call_function" and node.target is torch.ops.aten._assert_scalar.default:
+                    part.graph.erase_node(node)
+            part.graph.eliminate_dead_code()
+            part.recompile()
+    return graph_module

@@ -152,17 +152,6 @@ def _outside_torch_compile(function):
     return wrapper
 
 
-def _torch_exporting():
-    """Whether `torch.export` is tracing (on the PyTorch backend). Its ONNX lowering cannot
-    yet decompose a `torch.cond` around the loops, so the exported graph makes the pass over
-    every candidate only: the same detections, without the shortcut through the best ones."""
-    if keras.backend.backend() != "torch":
-        return False
-    import torch
-
-    return torch.compiler.is_exporting()
-
-
 @_outside_torch_compile
 def greedy_nms(scores, boxes, labels, iou_threshold, max_kept, max_per_label=None, n_labels=1):
     """Greedy NMS over candidates in processing order (descending score, ties decided).
@@ -310,7 +299,7 @@ def select(scores, boxes, labels, iou_threshold, top_k, max_per_label=None, n_la
     def run_all():
         return run(ops.broadcast_to(ops.arange(0, n, dtype="int32")[None, :], ops.shape(scores)))[:2]
 
-    if subset_size == n or _torch_exporting():
+    if subset_size == n:
         return run_all()
     # Only the indices of top_k: on XLA:CPU, using its values turns it into a full sort (30x slower).
     numbers = ops.sort(ops.cast(ops.top_k(scores, subset_size, sorted=False)[1], "int32"), axis=-1)
