@@ -364,11 +364,11 @@ def cmd_export(args):
         calibration_files = find_images(args.calibration)  # a path at fault is named before the model loads
     classes = _classes(args.classes) if args.classes else None
     source, stored = _model_source(args, classes)
-    from ssd_keras.inference.loading import load_detector
+    from ssd_keras.inference.loading import decoding_model
     from ssd_keras.inference.prediction import input_size
-    from ssd_keras.models.decoding import add_decoding, n_classes_of
+    from ssd_keras.models.decoding import n_classes_of
 
-    model = load_detector(source, **_decoding(args)) if args.model_file else add_decoding(source, **_decoding(args))
+    model = decoding_model(source, **_decoding(args))
 
     if classes is not None:
         _check_class_count(classes, n_classes_of(model))

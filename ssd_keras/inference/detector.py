@@ -212,18 +212,14 @@ class _KerasEngine:
     """A decoding Keras model, called the fastest way its backend offers (module docstring)."""
 
     def __init__(self, model, decoding):
-        from ssd_keras.inference.loading import load_detector
+        from ssd_keras.inference.loading import decoding_model
         from ssd_keras.inference.prediction import input_size
-        from ssd_keras.models.decoding import add_decoding, n_classes_of
+        from ssd_keras.models.decoding import n_classes_of
         from ssd_keras.models.files import read_info
 
-        self.class_names = None
-        if isinstance(model, (str, os.PathLike)):
-            path = os.fspath(model)
-            self.class_names = read_info(path).get("class_names")
-            model = load_detector(path, **decoding)
-        else:
-            model = add_decoding(model, **decoding)
+        is_file = isinstance(model, (str, os.PathLike))
+        self.class_names = read_info(os.fspath(model)).get("class_names") if is_file else None
+        model = decoding_model(model, **decoding)
         import keras  # after `load_detector`, which names a file that is no model before Keras loads
 
         self.model = model

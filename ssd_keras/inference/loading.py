@@ -202,6 +202,14 @@ def load_detector(path, **decode_args):
     return add_decoding(model, **decode_args)
 
 
+def decoding_model(source, **decode_args):
+    """A decoding Keras model from a model file (`load_detector`) or a Keras model
+    (`add_decoding`), with the decoding settings given."""
+    if isinstance(source, (str, os.PathLike)):
+        return load_detector(os.fspath(source), **decode_args)
+    return add_decoding(source, **decode_args)
+
+
 def class_colours(n_classes):
     """One BGR colour per class id (background included), spread over the hue circle."""
     hues = np.linspace(0, 179, n_classes + 1, endpoint=False).astype(np.uint8)
